@@ -1,0 +1,54 @@
+"""Checkpoints hold the trained weights and the config; never the frozen MiniLM (it ships in its
+own package), so a checkpoint stays small and loads into any machine with that package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .build import DFIMat, build_dfimat
+
+FROZEN_PREFIX = "iscn.text_encoder."
+FORMAT_VERSION = 1
+
+
+def trainable_state(net: DFIMat) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in net.state_dict().items() if not k.startswith(FROZEN_PREFIX)}
+
+
+def save_checkpoint(net: DFIMat, path: Path | str, extra: dict[str, Any] | None = None) -> None:
+    """Write atomically (temp file then rename): an interrupted save never destroys the last one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT_VERSION,
+        "variant": net.config.variant,
+        "config": net.config.to_dict(),
+        "model": trainable_state(net),
+        "extra": extra or {},
+    }
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path | str, text_encoder: bool = True) -> tuple[DFIMat, dict[str, Any]]:
+    """Rebuild the model a checkpoint was saved from; returns (model, extra)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"checkpoint {path} is not a readable DFIMat checkpoint: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION or "model" not in payload:
+        raise ValueError(f"checkpoint {path} is not a DFIMat checkpoint of format {FORMAT_VERSION}")
+    net = build_dfimat(payload["variant"], text_encoder=text_encoder)
+    missing, unexpected = net.load_state_dict(payload["model"], strict=False)
+    missing = [k for k in missing if not k.startswith(FROZEN_PREFIX)]
+    if missing or unexpected:
+        raise ValueError(f"checkpoint {path} does not fit variant {payload['variant']!r}: "
+                         f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+    return net, payload.get("extra", {})

@@ -1,0 +1,104 @@
+"""Contrastive reasoning module (CRM): where do the new inputs contradict the last prediction?
+
+M_ref holds, per cell of the stride-4 grid: 0 no conflict; 1 the previous prediction said
+background but an input says foreground; 2 the previous prediction said foreground but an input
+says background. Inputs cover: a disk of radius ``radius`` (normalised units) around a click or
+along a scribble's stroke, with the prompt's polarity; and everything outside all boxes as
+background (a box says the person is inside it). Text says nothing about places. Where one cell
+gets both, foreground (1) wins. Without a previous prediction M_ref is all 0.
+
+Each value has a learned embedding; the embedding map is pooled to every feature level and added
+to F_v, so each round's decoder sees where it was wrong.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from plugin.prompts import KIND_BOX
+
+#: Reach of a click or scribble in M_ref, as a fraction of the image side.
+INPUT_RADIUS = 0.02
+
+
+def input_maps(
+    points: torch.Tensor,
+    kinds: torch.Tensor,
+    labels: torch.Tensor,
+    valid: torch.Tensor,
+    size: tuple[int, int],
+    radius: float = INPUT_RADIUS,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Foreground and background input masks (B, h, w) in {0, 1} on an (h, w) grid of cell centres."""
+    h, w = size
+    b, p, k, _ = points.shape
+    ys = (torch.arange(h, device=points.device, dtype=points.dtype) + 0.5) / h
+    xs = (torch.arange(w, device=points.device, dtype=points.dtype) + 0.5) / w
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    grid = torch.stack([gx, gy], dim=-1).reshape(1, 1, 1, h * w, 2)  # (1,1,1,N,2)
+
+    a = points[:, :, :-1].unsqueeze(3)  # (B,P,K-1,1,2) segment starts
+    ab = (points[:, :, 1:] - points[:, :, :-1]).unsqueeze(3)  # segment vectors
+    ap = grid - a  # (B,P,K-1,N,2)
+    denom = (ab * ab).sum(-1).clamp_min(1e-12)
+    t = ((ap * ab).sum(-1) / denom).clamp(0.0, 1.0)
+    closest = a + t.unsqueeze(-1) * ab
+    dist = (grid - closest).pow(2).sum(-1).amin(dim=2)  # (B,P,N) squared distance to the stroke
+    near = (dist <= radius * radius).to(points.dtype)
+
+    is_box = (kinds == KIND_BOX).to(points.dtype) * valid  # (B,P)
+    stroke = (1.0 - (kinds == KIND_BOX).to(points.dtype)) * valid
+    fg_w = stroke * (labels == 1).to(points.dtype)
+    bg_w = stroke * (labels == 0).to(points.dtype)
+    fg = (near * fg_w.unsqueeze(-1)).amax(dim=1)
+    bg = (near * bg_w.unsqueeze(-1)).amax(dim=1)
+
+    # Outside every box: corners 0 (top-left) and 2 (bottom-right) bound the box.
+    lo = points[:, :, 0].unsqueeze(2)  # (B,P,1,2)
+    hi = points[:, :, 2].unsqueeze(2)
+    g = grid.reshape(1, 1, h * w, 2)
+    inside = ((g >= lo) & (g <= hi)).all(dim=-1).to(points.dtype)  # (B,P,N)
+    inside_any = (inside * is_box.unsqueeze(-1)).amax(dim=1)
+    has_box = is_box.amax(dim=1, keepdim=True)
+    bg = torch.maximum(bg, has_box * (1.0 - inside_any))
+    return fg.reshape(b, h, w), bg.reshape(b, h, w)
+
+
+def conflict_map(
+    points: torch.Tensor,
+    kinds: torch.Tensor,
+    labels: torch.Tensor,
+    valid: torch.Tensor,
+    prev_prob: torch.Tensor,
+    prev_valid: torch.Tensor,
+) -> torch.Tensor:
+    """M_ref (B, h, w) int64 on the grid of ``prev_prob`` (B, 1, h, w); prev_valid (B,) in {0, 1}."""
+    h, w = prev_prob.shape[-2:]
+    fg_in, bg_in = input_maps(points, kinds, labels, valid, (h, w))
+    prev_fg = (prev_prob[:, 0] > 0.5).to(fg_in.dtype)
+    on = prev_valid.to(fg_in.dtype).view(-1, 1, 1)
+    missed = fg_in * (1.0 - prev_fg) * on  # said foreground, predicted background -> 1
+    wrong = bg_in * prev_fg * on * (1.0 - missed)  # said background, predicted foreground -> 2
+    return (missed + 2.0 * wrong).long()
+
+
+class ContrastiveReasoning(nn.Module):
+    """E_c: one learned vector per M_ref value, pooled to each level and added to F_v."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.embed = nn.Conv2d(3, dim, 1, bias=False)  # a 1x1 conv over one-hot M_ref == a lookup
+        nn.init.zeros_(self.embed.weight)  # start as a no-op so round-1 training is undisturbed
+
+    def forward(
+        self, m_ref: torch.Tensor, levels: list[torch.Tensor], mask_features: torch.Tensor
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        onehot = F.one_hot(m_ref, 3).permute(0, 3, 1, 2).to(mask_features.dtype)
+        e_c = self.embed(onehot)  # (B, D, S/4, S/4)
+        out_levels = []
+        for lvl in levels:
+            factor = e_c.shape[-1] // lvl.shape[-1]
+            out_levels.append(lvl + F.avg_pool2d(e_c, factor, factor))
+        return out_levels, mask_features + e_c
