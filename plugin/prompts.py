@@ -66,12 +66,29 @@ class Prompts:
         return self.num_visual == 0 and not self.text
 
     def merged(self, other: "Prompts") -> "Prompts":
-        """This round's inputs added to earlier ones (rounds accumulate their inputs)."""
+        """This round's inputs added to earlier ones (rounds accumulate their inputs).
+
+        Inputs already present are not added twice, so a caller may pass every input it can
+        see (e.g. all paths of a GIMP image) and only the new ones count as new."""
+        other = other if isinstance(other, Prompts) else Prompts(**other)
+
+        def add(old: tuple, new: tuple) -> tuple:
+            return old + tuple(dict.fromkeys(x for x in new if x not in old))
+
         return Prompts(
-            clicks=self.clicks + tuple(other.clicks),
-            scribbles=self.scribbles + tuple(other.scribbles),
-            boxes=self.boxes + tuple(other.boxes),
-            texts=self.texts + tuple(t for t in other.texts if t not in self.texts),
+            clicks=add(self.clicks, other.clicks),
+            scribbles=add(self.scribbles, other.scribbles),
+            boxes=add(self.boxes, other.boxes),
+            texts=add(self.texts, other.texts),
+        )
+
+    def without(self, other: "Prompts") -> "Prompts":
+        """The inputs of this that ``other`` does not hold (what is new this round)."""
+        return Prompts(
+            clicks=[c for c in self.clicks if c not in other.clicks],
+            scribbles=[s for s in self.scribbles if s not in other.scribbles],
+            boxes=[b for b in self.boxes if b not in other.boxes],
+            texts=[t for t in self.texts if t not in other.texts],
         )
 
     def validate(self, width: int, height: int) -> None:
