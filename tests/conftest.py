@@ -27,3 +27,24 @@ def small_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "small_seed0.pt"
     save_checkpoint(net, path, extra={"note": "fixed-seed untrained model for tests"})
     return path
+
+
+@pytest.fixture(scope="session")
+def small_net():
+    """DFIMat-S with fixed-seed weights, in eval mode; shared because MiniLM takes seconds to load."""
+    import torch
+
+    from model import build_dfimat
+
+    torch.manual_seed(0)
+    return build_dfimat("small").eval()
+
+
+@pytest.fixture(scope="session")
+def base_net():
+    import torch
+
+    from model import build_dfimat
+
+    torch.manual_seed(0)
+    return build_dfimat("base").eval()
