@@ -1,0 +1,1 @@
+"""Training side of DFIMat: data, synthetic scenes, metrics, baselines."""
