@@ -37,14 +37,14 @@ CONFIGS: dict[str, DFIMatConfig] = {
     "base": DFIMatConfig(
         variant="base", image_size=512, encoder_dims=(48, 96, 192, 384), encoder_depths=(2, 2, 6, 2),
         dim=192, heads=6, stages=6, object_queries=8,
-        mrn_local_dims=(32, 48, 96), mrn_global_size=256, mrn_global_patch=8, mrn_global_dim=128,
-        mrn_global_layers=4, mrn_global_heads=4, mrn_fuse_dims=(96, 64, 32),
+        mrn_local_dims=(16, 48, 96), mrn_global_size=256, mrn_global_patch=8, mrn_global_dim=128,
+        mrn_global_layers=4, mrn_global_heads=4, mrn_fuse_dims=(96, 48, 16),
     ),
     "small": DFIMatConfig(
         variant="small", image_size=384, encoder_dims=(32, 64, 128, 256), encoder_depths=(1, 1, 3, 1),
         dim=128, heads=4, stages=3, object_queries=4,
-        mrn_local_dims=(16, 32, 64), mrn_global_size=192, mrn_global_patch=8, mrn_global_dim=96,
-        mrn_global_layers=2, mrn_global_heads=4, mrn_fuse_dims=(64, 32, 16),
+        mrn_local_dims=(8, 24, 64), mrn_global_size=192, mrn_global_patch=8, mrn_global_dim=96,
+        mrn_global_layers=2, mrn_global_heads=4, mrn_fuse_dims=(64, 24, 8),
     ),
 }
 

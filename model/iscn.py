@@ -7,8 +7,8 @@ they do not care about that resize, and masks come back at the caller's image si
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence, Union
 
 import numpy as np
 import torch
@@ -36,7 +36,7 @@ class PromptTensors:
     texts: list[str]
 
     @classmethod
-    def from_arrays(cls, arrays: PromptArrays, device: torch.device | str = "cpu") -> "PromptTensors":
+    def from_arrays(cls, arrays: PromptArrays, device: torch.device | str = "cpu") -> PromptTensors:
         return cls(
             torch.from_numpy(arrays.points).to(device),
             torch.from_numpy(arrays.kinds).to(device),
@@ -46,7 +46,7 @@ class PromptTensors:
         )
 
 
-PromptInput = Union[Prompts, Sequence[Prompts], PromptArrays, PromptTensors]
+PromptInput = Prompts | Sequence[Prompts] | PromptArrays | PromptTensors
 
 
 class ISCN(nn.Module):

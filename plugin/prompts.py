@@ -13,8 +13,9 @@ them normalised to [0, 1] by the image size, so they survive any resize of the i
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -65,7 +66,7 @@ class Prompts:
     def is_empty(self) -> bool:
         return self.num_visual == 0 and not self.text
 
-    def merged(self, other: "Prompts") -> "Prompts":
+    def merged(self, other: Prompts) -> Prompts:
         """This round's inputs added to earlier ones (rounds accumulate their inputs).
 
         Inputs already present are not added twice, so a caller may pass every input it can
@@ -82,7 +83,7 @@ class Prompts:
             texts=add(self.texts, other.texts),
         )
 
-    def without(self, other: "Prompts") -> "Prompts":
+    def without(self, other: Prompts) -> Prompts:
         """The inputs of this that ``other`` does not hold (what is new this round)."""
         return Prompts(
             clicks=[c for c in self.clicks if c not in other.clicks],
@@ -132,7 +133,7 @@ class Prompts:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Prompts":
+    def from_dict(cls, data: dict[str, Any]) -> Prompts:
         return cls(
             clicks=[tuple(c) for c in data.get("clicks", [])],
             scribbles=[([tuple(p) for p in pts], fg) for pts, fg in data.get("scribbles", [])],

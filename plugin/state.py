@@ -62,7 +62,7 @@ class RoundState:
         return self.to_json().encode("ascii")
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "RoundState":
+    def from_json(cls, text: str | bytes) -> RoundState:
         try:
             d = json.loads(text)
             if d.get("version") != STATE_VERSION:

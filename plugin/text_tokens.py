@@ -6,8 +6,8 @@ training, so both sides use this one class over the same ``tokenizer.json``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

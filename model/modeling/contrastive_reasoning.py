@@ -4,8 +4,9 @@ M_ref holds, per cell of the stride-4 grid: 0 no conflict; 1 the previous predic
 background but an input says foreground; 2 the previous prediction said foreground but an input
 says background. Inputs cover: a disk of radius ``radius`` (normalised units) around a click or
 along a scribble's stroke, with the prompt's polarity; and everything outside all boxes as
-background (a box says the person is inside it). Text says nothing about places. Where one cell
-gets both, foreground (1) wins. Without a previous prediction M_ref is all 0.
+background (a box says the person is inside it). Text says nothing about places. A cell cannot be
+both 1 and 2 (one needs a background prediction, the other a foreground one). Without a previous
+prediction M_ref is all 0.
 
 Each value has a learned embedding; the embedding map is pooled to every feature level and added
 to F_v, so each round's decoder sees where it was wrong.
@@ -80,7 +81,7 @@ def conflict_map(
     prev_fg = (prev_prob[:, 0] > 0.5).to(fg_in.dtype)
     on = prev_valid.to(fg_in.dtype).view(-1, 1, 1)
     missed = fg_in * (1.0 - prev_fg) * on  # said foreground, predicted background -> 1
-    wrong = bg_in * prev_fg * on * (1.0 - missed)  # said background, predicted foreground -> 2
+    wrong = bg_in * prev_fg * on  # said background, predicted foreground -> 2
     return (missed + 2.0 * wrong).long()
 
 

@@ -61,8 +61,12 @@ class PixelDecoder(nn.Module):
     def __init__(self, in_dims: tuple[int, ...], dim: int):
         super().__init__()
         self.lateral = nn.ModuleList(nn.Conv2d(c, dim, 1) for c in in_dims)
+        # Depthwise 3x3 then pointwise: a full 3x3 at stride 4 would cost more than the backbone.
         self.smooth = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(dim, dim, 3, padding=1), nn.GroupNorm(8, dim), nn.GELU()) for _ in in_dims
+            nn.Sequential(
+                nn.Conv2d(dim, dim, 3, padding=1, groups=dim), nn.Conv2d(dim, dim, 1), nn.GroupNorm(8, dim), nn.GELU()
+            )
+            for _ in in_dims
         )
         self.mask_proj = nn.Conv2d(dim, dim, 1)
 

@@ -36,7 +36,7 @@ class MiniLMTextEncoder(nn.Module):
         self.bert.eval()
         self.tokenizer = TextTokenizer(path / "tokenizer.json")
 
-    def train(self, mode: bool = True) -> "MiniLMTextEncoder":
+    def train(self, mode: bool = True) -> MiniLMTextEncoder:
         # Frozen: never switch dropout on, whatever the parent module does.
         super().train(False)
         return self
