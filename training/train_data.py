@@ -1,0 +1,145 @@
+"""Training items: one image, one target instance, cropped to the training size.
+
+Samples (``training.data.Sample``: image, one alpha per instance, one text per instance) come
+from a dataset folder or from ``training.synth`` generated for the run. Each item picks one
+instance as the target (the others are distractors the simulated user may mark as background);
+the pick, the crop and the flip are drawn from (seed, epoch, index) so a run is reproducible.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .train_config import TrainConfig
+
+
+class SampleLike(Protocol):
+    name: str
+    image: np.ndarray  # (H, W, 3) uint8 RGB
+    alphas: np.ndarray  # (N, H, W) float32 in [0, 1]
+    texts: list[str | None]
+
+
+@dataclass
+class TrainItem:
+    """image (H, W, 3) uint8; target (H, W) float32 alpha (all zero for an image without people);
+    others (M, H, W) float32 alphas of the other instances; text: the target's description."""
+
+    image: np.ndarray
+    target: np.ndarray
+    others: np.ndarray
+    text: str | None
+    name: str
+
+
+@dataclass
+class Batch:
+    images: torch.Tensor  # (B, 3, S, S) float in [0, 1]
+    targets: torch.Tensor  # (B, 1, S, S) float alpha
+    items: list[TrainItem]
+
+
+def load_samples(cfg: TrainConfig) -> Sequence[SampleLike]:
+    """The run's samples: the dataset folder, or synthetic data generated once into OUT/synth
+    (reused on resume, so a resumed run sees the same data)."""
+    from .data import MattingDataset
+
+    if cfg.data is not None:
+        root = Path(cfg.data)
+        if not root.is_dir():
+            raise FileNotFoundError(f"training data folder not found: {root}")
+        ds = MattingDataset(root)
+        if len(ds) == 0:
+            raise ValueError(f"training data folder {root} holds no usable samples")
+        return ds
+    from .synth import generate
+
+    out = Path(cfg.out) / "synth"
+    marker = out / ".complete"
+    if not marker.is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix="synth_", dir=out.parent))
+        generate(tmp, cfg.synth_count, cfg.seed, size=(cfg.synth_size, cfg.synth_size), mode=cfg.synth, workers=max(1, cfg.workers))
+        for p in tmp.iterdir():
+            p.replace(out / p.name)
+        tmp.rmdir()
+        marker.write_text(f"{cfg.synth} {cfg.synth_count} {cfg.seed}\n")
+    return MattingDataset(out)
+
+
+def random_crop(sample: SampleLike, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Resize so the short side is ``size`` times a random scale in [1, 1.25], crop a random
+    size x size window, flip half the time. Returns (image uint8, alphas (N, size, size))."""
+    img = np.asarray(sample.image)
+    alphas = np.asarray(sample.alphas, np.float32).reshape(-1, *img.shape[:2])
+    h, w = img.shape[:2]
+    scale = size * rng.uniform(1.0, 1.25) / min(h, w)
+    nh, nw = max(size, int(round(h * scale))), max(size, int(round(w * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    img = cv2.resize(img, (nw, nh), interpolation=interp)
+    if len(alphas):
+        alphas = np.stack([cv2.resize(a, (nw, nh), interpolation=interp) for a in alphas])
+    else:
+        alphas = np.zeros((0, nh, nw), np.float32)
+    y0 = int(rng.integers(0, nh - size + 1))
+    x0 = int(rng.integers(0, nw - size + 1))
+    img = img[y0 : y0 + size, x0 : x0 + size]
+    alphas = alphas[:, y0 : y0 + size, x0 : x0 + size]
+    if rng.random() < 0.5:
+        img, alphas = img[:, ::-1], alphas[:, :, ::-1]
+    return np.ascontiguousarray(img), np.ascontiguousarray(np.clip(alphas, 0.0, 1.0))
+
+
+class InstanceDataset(Dataset):
+    """Index i -> a TrainItem of sample i with one target instance (drawn per epoch)."""
+
+    def __init__(self, samples: Sequence[SampleLike], size: int, seed: int = 0):
+        self.samples = samples
+        self.size = size
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> TrainItem:
+        s = self.samples[i]
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        img, alphas = random_crop(s, self.size, rng)
+        texts = list(s.texts) + [None] * max(0, len(alphas) - len(s.texts))
+        visible = [k for k in range(len(alphas)) if (alphas[k] > 0.5).sum() >= 16]
+        if not visible:  # no person left in the crop: a negative item
+            return TrainItem(img, np.zeros(img.shape[:2], np.float32), alphas, None, s.name)
+        k = visible[int(rng.integers(len(visible)))]
+        others = np.delete(alphas, k, axis=0)
+        return TrainItem(img, alphas[k], others, texts[k], s.name)
+
+
+def collate(items: list[TrainItem]) -> Batch:
+    """Stack images and targets; keep the items (numpy) for the simulated user."""
+    images = torch.from_numpy(np.stack([it.image for it in items])).permute(0, 3, 1, 2).float() / 255.0
+    targets = torch.from_numpy(np.stack([it.target for it in items]))[:, None].float()
+    return Batch(images, targets, items)
+
+
+def batch_to(batch: Batch, device: torch.device | str) -> Batch:
+    return Batch(batch.images.to(device, non_blocking=True), batch.targets.to(device, non_blocking=True), batch.items)
+
+
+def describe_data(cfg: TrainConfig) -> dict[str, Any]:
+    """What a checkpoint records about its training data."""
+    if cfg.data is not None:
+        return {"data": str(Path(cfg.data).resolve())}
+    return {"synth": cfg.synth, "synth_count": cfg.synth_count, "synth_size": cfg.synth_size, "seed": cfg.seed}

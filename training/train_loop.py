@@ -1,0 +1,227 @@
+"""The training loop shared by both stages: Adam + cosine schedule, mixed precision on GPU,
+DDP under torchrun, tqdm progress, JSON-lines log, checkpoints and resume.
+
+Checkpoints: ``OUT/<stage>_last.pt`` is a ``model.save_checkpoint`` file (the whole DFIMat, so the
+MRN stage's checkpoint is the complete model for evaluation and export) whose ``extra`` holds
+the step, epoch, config, data and the last logged losses; ``OUT/<stage>_last.state.pt`` holds
+the optimizer, schedule and grad-scaler state needed to resume exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from tqdm import tqdm
+
+from model import DFIMat, build_dfimat, load_checkpoint, save_checkpoint
+
+from .train_config import TrainConfig
+from .train_data import InstanceDataset, SampleLike, batch_to, collate, describe_data, load_samples
+from .train_steps import ISCNStep, MRNStep, autocast_context, trainable_parameters
+
+
+@dataclass
+class DistInfo:
+    world_size: int = 1
+    rank: int = 0
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: str) -> DistInfo:
+    """Join the torchrun process group when WORLD_SIZE > 1 (nccl on CUDA, gloo on CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and device != "cpu"
+    if use_cuda:
+        torch.cuda.set_device(local)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return DistInfo(world, rank, local)
+
+
+def pick_device(name: str, info: DistInfo) -> torch.device:
+    if name == "auto":
+        return torch.device(f"cuda:{info.local_rank}" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} asked for but CUDA is not available")
+    if dev.type == "cuda" and info.world_size > 1:
+        dev = torch.device(f"cuda:{info.local_rank}")
+    return dev
+
+
+def cosine_factor(step: int, total: int, floor: float) -> float:
+    """Learning-rate multiplier: cosine from 1 at step 0 to ``floor`` at the last step."""
+    t = min(1.0, step / max(1, total))
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def last_paths(cfg: TrainConfig) -> tuple[Path, Path]:
+    out = Path(cfg.out)
+    return out / f"{cfg.stage}_last.pt", out / f"{cfg.stage}_last.state.pt"
+
+
+def build_net(cfg: TrainConfig) -> DFIMat:
+    """A fresh DFIMat (iscn stage), or the trained ISCN with a fresh MRN (mrn stage)."""
+    if cfg.stage == "mrn":
+        net, extra = load_checkpoint(cfg.iscn, text_encoder=cfg.uses_text)
+        if net.config.variant != cfg.variant:
+            raise ValueError(f"ISCN checkpoint {cfg.iscn} is variant {net.config.variant!r}, config says {cfg.variant!r}")
+        fresh = build_dfimat(cfg.variant, text_encoder=False)
+        net.mrn.load_state_dict(fresh.mrn.state_dict())  # MRN starts fresh whatever the file held
+        return net
+    return build_dfimat(cfg.variant, text_encoder=cfg.uses_text)
+
+
+def _to_float(parts: dict[str, torch.Tensor]) -> dict[str, float]:
+    return {k: float(v.detach()) for k, v in parts.items()}
+
+
+def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict[str, Any]:
+    """Run one stage to the end; returns a summary (steps, every step's loss, checkpoint path).
+
+    ``samples`` replaces the config's data source (for callers that already hold samples)."""
+    cfg.validate()
+    info = init_distributed(cfg.device)
+    device = pick_device(cfg.device, info)
+    torch.manual_seed(cfg.seed + info.rank)
+    out = Path(cfg.out)
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    ckpt_path, state_path = last_paths(cfg)
+
+    if samples is None:
+        samples = load_samples(cfg) if info.is_main else None
+    if info.world_size > 1:
+        dist.barrier()  # rank 0 may have generated synthetic data; the others load it now
+        samples = load_samples(cfg) if samples is None else samples
+    dataset = InstanceDataset(samples, cfg.size, cfg.seed)
+    sampler = (DistributedSampler(dataset, info.world_size, info.rank, shuffle=True, seed=cfg.seed)
+               if info.world_size > 1 else None)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    loader = DataLoader(
+        dataset, batch_size=cfg.batch_size, sampler=sampler or RandomSampler(dataset, generator=generator),
+        collate_fn=collate, num_workers=cfg.workers, drop_last=len(dataset) // info.world_size >= cfg.batch_size,
+        pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0,
+    )
+    per_epoch = max(1, len(loader))
+    total = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch
+
+    net = build_net(cfg)
+    if cfg.stage == "iscn" and not cfg.coupled:
+        net.mrn.requires_grad_(False)  # not trained here; keeps DDP from waiting on its gradients
+    step_mod = (ISCNStep if cfg.stage == "iscn" else MRNStep)(net, cfg)
+    start_step, epoch = 0, 0
+    if cfg.resume:
+        if not ckpt_path.is_file() or not state_path.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint to resume in {out} ({ckpt_path.name} and {state_path.name})")
+        loaded, extra = load_checkpoint(ckpt_path, text_encoder=False)
+        missing = net.load_state_dict(loaded.state_dict(), strict=False)
+        if missing.unexpected_keys:
+            raise ValueError(f"{ckpt_path} does not fit this run: {missing.unexpected_keys[:5]}")
+        start_step, epoch = int(extra.get("step", 0)), int(extra.get("epoch", 0))
+    step_mod.to(device)
+    params = list(trainable_parameters(step_mod, cfg.stage, cfg.coupled))
+    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_factor(s, total, cfg.min_lr_ratio))
+    use_fp16 = device.type == "cuda" and (cfg.amp == "fp16" or (cfg.amp == "auto" and not torch.cuda.is_bf16_supported()))
+    scaler = torch.amp.GradScaler("cuda", enabled=use_fp16)
+    if cfg.resume:
+        st = torch.load(state_path, map_location="cpu", weights_only=False)
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        scaler.load_state_dict(st["scaler"])
+    model = step_mod
+    if info.world_size > 1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            step_mod, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+        )
+    model.train()
+
+    log_path = out / f"{cfg.stage}_log.jsonl"
+    history: list[dict[str, float]] = []
+    last_logged: dict[str, float] = {}
+    bar = tqdm(total=total, initial=start_step, desc=f"train {cfg.stage}", disable=not info.is_main, dynamic_ncols=True)
+    step = start_step
+    t0 = time.time()
+    while step < total:
+        dataset.set_epoch(epoch)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        generator.manual_seed(cfg.seed + epoch)
+        for batch in loader:
+            if step >= total:
+                break
+            rng = np.random.default_rng([cfg.seed, step, info.rank])
+            batch = batch_to(batch, device)
+            with autocast_context(device, cfg.amp):
+                parts = model(batch, rng)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(parts["total"]).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            step += 1
+            values = _to_float(parts)
+            values.update(step=step, epoch=epoch, lr=opt.param_groups[0]["lr"])
+            history.append(values)
+            bar.update(1)
+            bar.set_postfix(loss=f"{values['total']:.4f}")
+            if info.is_main and (step % cfg.log_every == 0 or step == total):
+                last_logged = values
+                with log_path.open("a") as f:
+                    f.write(json.dumps(values) + "\n")
+            if info.is_main and (step % cfg.save_every == 0 or step == total):
+                _save(net, cfg, step, epoch, values, opt, sched, scaler)
+        epoch += 1
+    bar.close()
+    if info.world_size > 1:
+        dist.barrier()
+    return {
+        "stage": cfg.stage,
+        "steps": step,
+        "start_step": start_step,
+        "seconds": time.time() - t0,
+        "losses": [h["total"] for h in history],
+        "last": last_logged,
+        "checkpoint": str(ckpt_path),
+    }
+
+
+def _save(net: DFIMat, cfg: TrainConfig, step: int, epoch: int, metrics: dict[str, float], opt, sched, scaler) -> None:
+    ckpt_path, state_path = last_paths(cfg)
+    extra = {
+        "stage": cfg.stage,
+        "coupled": cfg.coupled,
+        "crm": cfg.crm,
+        "step": step,
+        "epoch": epoch,
+        "config": cfg.to_dict(),
+        "data": describe_data(cfg),
+        "metrics": metrics,
+        "iscn_checkpoint": cfg.iscn,
+    }
+    state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "step": step}
+    tmp = state_path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(state_path)
+    save_checkpoint(net, ckpt_path, extra=extra)

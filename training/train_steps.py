@@ -1,0 +1,230 @@
+"""One training step's forward pass and losses, per stage (a module each, so DDP can wrap it).
+
+ISCN (paper 3.2, 5.1-5.2): per batch a round r is drawn in 1..max_rounds; rounds 1..r-1 run
+without gradient to build what round r sees (every earlier input, and the CRM state: the
+previous round's low-resolution mask), then round r is trained. Loss: ``model.iscn_loss``
+(0.1 class + BCE + Dice) on the binarised target at the training image size, plus the same
+mask loss on every earlier decoder stage's low-resolution output against the target resized to
+that grid (deep supervision, weight ``aux_weight``, averaged over stages). Negative items (no
+person left in the crop, or drawn with ``negative_prob``) get prompts on a background region
+away from every person and a non-person description: target empty, class 0.
+
+MRN (paper 3.3): ISCN frozen in eval mode; the coarse mask is ISCN's prediction after r
+simulated rounds or, with ``perturb_prob``, the ground truth perturbed (erode/dilate, holes,
+blur) so MRN learns to fix the mistakes it will meet. Loss: ``model.mrn_loss`` on the final
+alpha plus ``aux_weight`` x the mean of the same loss on the 1/8, 1/4 and full-resolution PRM
+outputs. Coupled (Table 4 ablation): the ISCN loss plus the MRN loss on ISCN's own mask, with
+the gradient flowing through both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model import DFIMat, iscn_loss, mrn_loss
+from plugin.prompts import Prompts
+
+from .simulate import UserSimulator
+from .train_config import TrainConfig
+from .train_data import Batch
+
+#: Descriptions of things that are not people, for negative items.
+NEGATIVE_TEXTS = ("the wall", "the sky", "the floor", "the table", "the tree", "the car", "the window")
+
+
+def autocast_context(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    """bf16 (or fp16) autocast on CUDA; nothing on CPU, where mixed precision does not pay."""
+    if device.type != "cuda" or amp == "off":
+        return contextlib.nullcontext()
+    if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()):
+        return torch.autocast("cuda", dtype=torch.float16)
+    return torch.autocast("cuda", dtype=torch.bfloat16)
+
+
+def distractor_region(item_alphas: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray | None:
+    """A disk of background (no person within its radius) for a negative item, or None when
+    people cover the image."""
+    people = (item_alphas > 0.01).any(0) if len(item_alphas) else np.zeros(shape, bool)
+    free = cv2.distanceTransform((~people).astype(np.uint8), cv2.DIST_L2, 5)
+    radius = 0.1 * min(shape)
+    ys, xs = np.nonzero(free > radius)
+    if len(xs) == 0:
+        return None
+    i = int(rng.integers(len(xs)))
+    disk = np.zeros(shape, np.uint8)
+    cv2.circle(disk, (int(xs[i]), int(ys[i])), int(radius), 1, -1)
+    return (disk > 0) & ~people
+
+
+class RoundPlan:
+    """Per-image simulated users and targets of one batch (what the rounds are built from)."""
+
+    def __init__(self, batch: Batch, cfg: TrainConfig, rng: np.random.Generator, negatives: bool):
+        self.sims: list[UserSimulator] = []
+        self.gts: list[np.ndarray] = []
+        self.first: list[Prompts] = []
+        self.is_person: list[float] = []
+        modes = cfg.inputs
+        for it in batch.items:
+            sim = UserSimulator(modes[int(rng.integers(len(modes)))], int(rng.integers(2**31)))
+            shape = it.target.shape
+            negative = not (it.target > 0.5).any() or (negatives and rng.random() < cfg.negative_prob)
+            region = None
+            if negative:
+                all_alphas = np.concatenate([it.target[None], it.others]) if len(it.others) else it.target[None]
+                region = distractor_region(all_alphas, shape, rng)
+            if negative and region is not None:
+                text = NEGATIVE_TEXTS[int(rng.integers(len(NEGATIVE_TEXTS)))]
+                prompts = sim.first_round(region.astype(np.float32), text, ())
+                gt, person = np.zeros(shape, np.float32), 0.0
+            elif (it.target > 0.5).any():
+                prompts = sim.first_round(it.target, it.text, list(it.others))
+                gt, person = it.target, 1.0
+            else:  # no person and no free background: point anywhere, nothing to find
+                prompts = Prompts(clicks=[(shape[1] / 2, shape[0] / 2, True)])
+                gt, person = np.zeros(shape, np.float32), 0.0
+            self.sims.append(sim)
+            self.gts.append(gt)
+            self.first.append(prompts)
+            self.is_person.append(person)
+
+    def max_rounds(self, cfg: TrainConfig) -> int:
+        """Box and text modes have one round; a batch holding one of them stops at round 1."""
+        return min([cfg.max_rounds] + [s.rounds for s in self.sims])
+
+
+def simulate_rounds(
+    net: DFIMat, feats, plan: RoundPlan, rounds: int, crm: bool
+) -> tuple[list[Prompts], torch.Tensor | None]:
+    """Run rounds 1..rounds-1 without gradient; return round ``rounds``' prompts and prev mask."""
+    prompts = list(plan.first)
+    prev = None
+    for k in range(2, rounds + 1):
+        with torch.no_grad():
+            out = net.iscn.decode(feats, prompts, prev if crm else None)
+            probs = out.mask_logits.float().sigmoid()[:, 0].cpu().numpy()
+            prev = out.low_res_logits.float().sigmoid()
+        prompts = [
+            p.merged(sim.next_round(gt, probs[i], k))
+            for i, (p, sim, gt) in enumerate(zip(prompts, plan.sims, plan.gts, strict=True))
+        ]
+    return prompts, (prev if crm else None)
+
+
+def _mask_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """BCE + Dice of one mask output against a binary target resized to its grid."""
+    if target.shape[-2:] != logits.shape[-2:]:
+        target = F.interpolate(target, size=logits.shape[-2:], mode="area")
+    target = (target > 0.5).float()
+    dummy = logits.new_zeros(logits.shape[0])
+    return iscn_loss(logits.float(), dummy, target, dummy, class_weight=0.0)["total"]
+
+
+def iscn_losses(out, targets: torch.Tensor, is_person: torch.Tensor, aux_weight: float) -> dict[str, torch.Tensor]:
+    parts = iscn_loss(out.mask_logits.float(), out.class_logits.float(), (targets > 0.5).float(), is_person)
+    aux = [_mask_loss(a, targets) for a in out.aux_low_res_logits]
+    aux_loss = torch.stack(aux).mean() if aux else targets.new_zeros(())
+    parts = dict(parts)
+    parts["aux"] = aux_loss
+    parts["iscn"] = parts["total"] + aux_weight * aux_loss
+    parts["total"] = parts["iscn"]
+    return parts
+
+
+def mrn_losses(net: DFIMat, images: torch.Tensor, coarse: torch.Tensor, targets: torch.Tensor, aux_weight: float) -> dict[str, torch.Tensor]:
+    o = net.mrn.forward_all(images, coarse)
+    main = mrn_loss(o.alpha.float(), targets)
+    aux = torch.stack([mrn_loss(a.float(), targets) for a in (o.alpha_os8, o.alpha_os4, o.alpha_os1)]).mean()
+    return {"alpha": main, "prm": aux, "mrn": main + aux_weight * aux, "total": main + aux_weight * aux}
+
+
+def perturb_mask(alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A plausible coarse mask from a ground-truth alpha: binarised, eroded or dilated, with a few
+    holes and blobs, then blurred; float32 (H, W) in [0, 1]."""
+    h, w = alpha.shape
+    m = (alpha > 0.5).astype(np.uint8)
+    side = min(h, w)
+    r = int(rng.integers(1, max(2, int(0.04 * side)) + 1))
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    m = cv2.erode(m, k) if rng.random() < 0.5 else cv2.dilate(m, k)
+    for _ in range(int(rng.integers(0, 4))):
+        ys, xs = np.nonzero(alpha > 0.5) if rng.random() < 0.7 and (alpha > 0.5).any() else (np.array([rng.integers(h)]), np.array([rng.integers(w)]))
+        i = int(rng.integers(len(xs)))
+        axes = (int(rng.integers(1, max(2, side // 10))), int(rng.integers(1, max(2, side // 10))))
+        cv2.ellipse(m, (int(xs[i]), int(ys[i])), axes, float(rng.uniform(0, 180)), 0, 360, int(rng.random() < 0.5), -1)
+    out = m.astype(np.float32)
+    sigma = float(rng.uniform(0.0, 0.02 * side))
+    if sigma > 0.3:
+        out = cv2.GaussianBlur(out, (0, 0), sigma)
+    return np.clip(out, 0.0, 1.0)
+
+
+class ISCNStep(nn.Module):
+    """Forward = one ISCN training step's losses (``coupled``: plus MRN trained on ISCN's mask)."""
+
+    def __init__(self, net: DFIMat, cfg: TrainConfig):
+        super().__init__()
+        self.net = net
+        self.cfg = cfg
+
+    def forward(self, batch: Batch, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        plan = RoundPlan(batch, cfg, rng, negatives=True)
+        rounds = int(rng.integers(1, plan.max_rounds(cfg) + 1))
+        feats = self.net.iscn.encode_image(batch.images)
+        prompts, prev = simulate_rounds(self.net, feats, plan, rounds, cfg.crm)
+        out = self.net.iscn.decode(feats, prompts, prev)
+        targets = torch.from_numpy(np.stack(plan.gts))[:, None].to(batch.images.device)
+        is_person = torch.tensor(plan.is_person, device=batch.images.device)
+        parts = iscn_losses(out, targets, is_person, cfg.aux_weight)
+        parts["rounds"] = torch.tensor(float(rounds))
+        if cfg.coupled:
+            coarse = out.mask_logits.float().sigmoid()
+            m = mrn_losses(self.net, batch.images, coarse.to(batch.images.dtype), targets, cfg.aux_weight)
+            parts.update({k: v for k, v in m.items() if k != "total"})
+            parts["total"] = parts["iscn"] + m["total"]
+        return parts
+
+
+class MRNStep(nn.Module):
+    """Forward = one MRN training step's losses, with ISCN frozen (eval mode, no gradient)."""
+
+    def __init__(self, net: DFIMat, cfg: TrainConfig):
+        super().__init__()
+        self.net = net
+        self.cfg = cfg
+        net.iscn.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> MRNStep:
+        super().train(mode)
+        self.net.iscn.eval()  # frozen means frozen: no dropout, no BatchNorm statistics updates
+        return self
+
+    def forward(self, batch: Batch, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        plan = RoundPlan(batch, cfg, rng, negatives=False)
+        rounds = int(rng.integers(1, plan.max_rounds(cfg) + 1))
+        with torch.no_grad():
+            feats = self.net.iscn.encode_image(batch.images)
+            prompts, prev = simulate_rounds(self.net, feats, plan, rounds, cfg.crm)
+            coarse = self.net.iscn.decode(feats, prompts, prev).mask_logits.float().sigmoid()
+        for i, it in enumerate(batch.items):
+            if rng.random() < cfg.perturb_prob:
+                coarse[i, 0] = torch.from_numpy(perturb_mask(it.target, rng)).to(coarse.device)
+        return mrn_losses(self.net, batch.images, coarse.to(batch.images.dtype), batch.targets, cfg.aux_weight)
+
+
+def trainable_parameters(step: nn.Module, stage: str, coupled: bool) -> Sequence[nn.Parameter]:
+    """What the optimizer updates: ISCN (and MRN when coupled) or MRN alone; never MiniLM."""
+    net: DFIMat = step.net  # type: ignore[assignment]
+    mods = [net.iscn] if stage == "iscn" else [net.mrn]
+    if stage == "iscn" and coupled:
+        mods.append(net.mrn)
+    return [p for m in mods for n, p in m.named_parameters() if p.requires_grad and "text_encoder" not in n]
