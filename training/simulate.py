@@ -124,10 +124,12 @@ def most_significant_error(gt: np.ndarray, pred: np.ndarray, covered: np.ndarray
 
 
 def deepest_point(mask: np.ndarray) -> tuple[float, float]:
-    """The mask pixel farthest from its boundary, as the pixel-centre (x, y)."""
+    """The mask pixel farthest from its boundary, as the pixel-centre (x, y). Ties (a plateau, as
+    along the middle of a rectangle) go to the tied pixel nearest the plateau's centre."""
     dist = distance_inside(mask)
-    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    return float(x) + 0.5, float(y) + 0.5
+    ys, xs = np.nonzero(dist >= dist.max() - 1e-3)
+    i = int(np.argmin((xs - xs.mean()) ** 2 + (ys - ys.mean()) ** 2))
+    return float(xs[i]) + 0.5, float(ys[i]) + 0.5
 
 
 def axis_stroke(mask: np.ndarray, through: Point | None = None, max_fraction: float = 0.8) -> list[Point]:
