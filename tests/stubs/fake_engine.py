@@ -1,0 +1,45 @@
+"""A fake ``plugin.engine`` for plug-in tests that need no models: it keeps MattingEngine's
+contract (merge prompts with the state, next round's RoundState, start over on a changed
+image) and paints boxes (0.5) and clicks (1 or 0) so the tests can check pixels exactly.
+Tests copy it over ``plugin/engine.py`` in a temporary copy of the package."""
+
+import numpy as np
+
+from .state import RoundState, image_checksum
+
+
+class EngineError(RuntimeError):
+    pass
+
+
+class MatteResult:
+    def __init__(self, alpha, state, device, started_over, notice):
+        self.alpha, self.coarse, self.state = alpha, alpha, state
+        self.device, self.started_over, self.notice, self.timings = device, started_over, notice, {}
+
+
+class MattingEngine:
+    model_version = "fake-1"
+    variant = "small"
+
+    def __init__(self, models_dir=None, device="auto"):
+        self.device = "cpu" if device == "auto" else device
+
+    def matte(self, image, prompts, state=None):
+        h, w = image.shape[:2]
+        checksum = image_checksum(image)
+        started_over = state is not None and state.image_checksum != checksum
+        prev = None if state is None or started_over else state
+        merged = prev.inputs.merged(prompts) if prev else prompts
+        alpha = np.zeros((h, w), np.float32)
+        for x0, y0, x1, y1 in merged.boxes:
+            alpha[int(y0):int(y1), int(x0):int(x1)] = 0.5
+        for x, y, fg in merged.clicks:
+            alpha[max(0, int(y) - 2):int(y) + 2, max(0, int(x) - 2):int(x) + 2] = float(fg)
+        for pts, fg in merged.scribbles:
+            for x, y in pts:
+                alpha[min(h - 1, int(y)), min(w - 1, int(x))] = float(fg)
+        nxt = RoundState(round=prev.round + 1 if prev else 1, prev_mask=alpha[::4, ::4].copy(),
+                         inputs=merged, model_version=self.model_version, image_checksum=checksum)
+        notice = "the image changed since the last round: starting over at round 1" if started_over else None
+        return MatteResult(alpha, nxt, self.device, started_over, notice)
