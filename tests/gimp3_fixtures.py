@@ -1,0 +1,238 @@
+"""Helpers of the real-GIMP-3 tests: the Debian 13 root, install.py run inside it, a synthetic
+multi-person picture, and the batch scripts that drive gimp-console-3.0.
+
+The root comes from shared/gimp3/make-root.sh (cached at ~/.cache/gimp3-root); when it cannot
+be built the tests fail with the script's own message. Each batch script does many checks in
+one GIMP launch and writes what it saw (JSON, raw mask bytes) to a folder the host reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Inside the root: the work folder shared with the host, the source copy, the models.
+WORK_IN_ROOT = "/tmp/dfimat-gimp3"
+SRC_IN_ROOT = "/opt/dfimat-src"
+MODELS_IN_ROOT = "/opt/dfimat-models"
+PROFILE_IN_ROOT = "/root/.config/GIMP/3.0"
+
+
+class GimpRootError(RuntimeError):
+    pass
+
+
+def shared_gimp3_dir() -> Path:
+    """shared/gimp3 beside the repository (../shared), else /work/shared."""
+    for cand in (ROOT.parent / "shared" / "gimp3", Path("/work/shared/gimp3")):
+        if (cand / "make-root.sh").is_file():
+            return cand
+    raise GimpRootError(f"shared/gimp3/make-root.sh not found in {ROOT.parent / 'shared'} or /work/shared")
+
+
+@dataclass
+class GimpRoot:
+    path: Path
+    scripts: Path
+
+    @property
+    def work(self) -> Path:
+        return self.path / WORK_IN_ROOT.lstrip("/")
+
+    def run(self, *cmd: str, timeout: int = 900, env: str = "") -> subprocess.CompletedProcess:
+        full = [str(self.scripts / "in-root.sh"), str(self.path), *cmd]
+        return subprocess.run(full, capture_output=True, text=True, timeout=timeout,
+                              env=dict(os.environ, IN_ROOT_ENV=env))
+
+    def batch(self, script: str, timeout: int = 600) -> subprocess.CompletedProcess:
+        """Run a Python batch script (a file in the work folder) in gimp-console-3.0."""
+        code = f'exec(open("{WORK_IN_ROOT}/{script}").read())'
+        return self.run("gimp-console-3.0", "-i", "--batch-interpreter=python-fu-eval", "-b", code, "--quit",
+                        timeout=timeout)
+
+
+def make_root() -> GimpRoot:
+    scripts = shared_gimp3_dir()
+    res = subprocess.run([str(scripts / "make-root.sh")], capture_output=True, text=True, timeout=1800)
+    if res.returncode != 0:
+        raise GimpRootError(f"make-root.sh failed (exit {res.returncode}): {(res.stderr or res.stdout)[-2000:]}")
+    path = Path(res.stdout.strip().splitlines()[-1])
+    if not (path / ".ready").is_file():
+        raise GimpRootError(f"make-root.sh printed {path}, which is not a finished root")
+    return GimpRoot(path, scripts)
+
+
+def install_into_root(root: GimpRoot, models_dir: Path) -> subprocess.CompletedProcess:
+    """Copy the checkout's plug-in and models in, then run install.py there (packages into a
+    venv beside the plug-in, made with the root's python3 and --system-site-packages)."""
+    src = root.path / SRC_IN_ROOT.lstrip("/")
+    shutil.rmtree(src, ignore_errors=True)
+    src.mkdir(parents=True)
+    shutil.copy2(ROOT / "install.py", src / "install.py")
+    shutil.copy2(ROOT / "requirements.txt", src / "requirements.txt")
+    shutil.copytree(ROOT / "plugin", src / "plugin", ignore=shutil.ignore_patterns("__pycache__"))
+    models = root.path / MODELS_IN_ROOT.lstrip("/")
+    shutil.rmtree(models, ignore_errors=True)
+    shutil.copytree(models_dir, models / "small")
+    (root.path / PROFILE_IN_ROOT.lstrip("/") / "plug-ins").mkdir(parents=True, exist_ok=True)
+    return root.run("python3", f"{SRC_IN_ROOT}/install.py", "--gimp-dir", PROFILE_IN_ROOT,
+                    "--models", MODELS_IN_ROOT)
+
+
+def people_picture(width: int = 160, height: int = 120) -> np.ndarray:
+    """Three simple 'people' (head + body) in different colours on a graded background."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    img = np.stack([60 + 80 * xx / width, 90 + 60 * yy / height, np.full_like(xx, 140)], axis=2)
+    people = [(50, (200, 40, 40)), (100, (40, 160, 60)), (135, (230, 200, 60))]
+    for cx, colour in people:
+        head = (xx - cx) ** 2 + (yy - 28) ** 2 < 11**2
+        body = (np.abs(xx - cx) < 16) & (yy > 40) & (yy < 112)
+        img[head | body] = colour
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+#: The user's inputs, in image pixels: what the batch script draws and the tests expect back.
+FG_CLICK = (50.0, 60.0)
+BG_SCRIBBLE = ((100.0, 45.0), (104.0, 100.0))
+SELECTION = (25, 8, 50, 108)  # x, y, w, h -> box (25, 8, 75, 116)
+ROUND2_BG_CLICK = (70.0, 90.0)
+
+COMMON = r'''
+import json, os
+import gi
+gi.require_version("Gimp", "3.0"); gi.require_version("Gegl", "0.4")
+from gi.repository import Gimp, Gegl, Gio
+import numpy as np
+W = "%(work)s"
+P = json.load(open(W + "/params.json"))
+OUT = {}
+PDB = Gimp.get_pdb()
+
+def new_image(name="people"):
+    w, h = P["width"], P["height"]
+    img = Gimp.Image.new(w, h, Gimp.ImageBaseType.RGB)
+    layer = Gimp.Layer.new(img, name, w, h, Gimp.ImageType.RGB_IMAGE, 100, Gimp.LayerMode.NORMAL)
+    img.insert_layer(layer, None, 0)
+    raw = open(W + "/image.raw", "rb").read()
+    buf = layer.get_buffer()
+    buf.set(Gegl.Rectangle.new(0, 0, w, h), "R'G'B' u8", raw)
+    buf.flush()
+    return img, layer
+
+def add_path(img, name, points):
+    p = Gimp.Path.new(img, name)
+    img.insert_path(p, None, 0)
+    s = p.bezier_stroke_new_moveto(*points[0])
+    for x, y in points[1:]:
+        p.bezier_stroke_lineto(s, x, y)
+    return p
+
+def run(img, layer, **props):
+    proc = PDB.lookup_procedure("plug-in-dfimat-matte")
+    cfg = proc.create_config()
+    cfg.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    cfg.set_property("image", img)
+    cfg.set_core_object_array("drawables", [layer])
+    for k, v in props.items():
+        cfg.set_property(k, v)
+    res = proc.run(cfg)
+    status = res.index(0)
+    out = {"ok": status == Gimp.PDBStatusType.SUCCESS, "status": str(status)}
+    if out["ok"]:
+        out["round"], out["message"] = res.index(1), res.index(2)
+    else:
+        out["error"] = PDB.get_last_error()
+    return out
+
+def gray(drawable, fmt=None):
+    w, h = drawable.get_width(), drawable.get_height()
+    data = drawable.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, fmt or "Y u8", Gegl.AbyssPolicy.CLAMP)
+    return bytes(data)
+
+def parasites(item):
+    out = {}
+    for name in item.get_parasite_list():
+        p = item.get_parasite(name)
+        out[name] = {"flags": p.get_flags(), "data": np.array(p.get_data(), np.int8).tobytes().decode("ascii")}
+    return out
+
+def save(name, data):
+    open(W + "/" + name, "wb").write(data)
+'''
+
+SESSION_A = r'''
+# Errors first: each must leave its image untouched (no mask, no parasites).
+img, layer = new_image()
+OUT["no_inputs"] = run(img, layer)
+outside = add_path(img, "fg outside", [(10, 10), (P["width"] + 40, 10)])
+OUT["outside"] = run(img, layer)
+img.remove_path(outside)
+add_path(img, "fg", [P["fg_click"]])
+OUT["missing_model"] = run(img, layer, model="base")
+OUT["after_errors"] = {"mask": layer.get_mask() is not None, "parasites": list(layer.get_parasite_list())}
+img.delete()
+
+# Rounds 1 and 2 on the main picture.
+img, layer = new_image()
+add_path(img, "fg person", [P["fg_click"]])
+add_path(img, "bg other", P["bg_scribble"])
+img.select_rectangle(Gimp.ChannelOps.REPLACE, *P["selection"])
+OUT["round1"] = run(img, layer)
+save("mask1.raw", gray(layer.get_mask()))
+OUT["parasites1"] = parasites(layer)
+add_path(img, "-shadow", [P["round2_bg_click"]])
+OUT["round2"] = run(img, layer)
+save("mask2.raw", gray(layer.get_mask()))
+OUT["parasites2"] = parasites(layer)
+OUT["layers"] = [l.get_name() for l in img.get_layers()]
+Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, img, Gio.File.new_for_path(W + "/people.xcf"), None)
+img.delete()
+
+# The other outputs, round 1 each on fresh copies: a new layer, the selection.
+img, layer = new_image()
+add_path(img, "fg person", [P["fg_click"]])
+add_path(img, "bg other", P["bg_scribble"])
+img.select_rectangle(Gimp.ChannelOps.REPLACE, *P["selection"])
+OUT["as_layer"] = run(img, layer, output="layer")
+top = img.get_layers()[0]
+OUT["as_layer_names"] = [l.get_name() for l in img.get_layers()]
+save("layer1.raw", gray(top, "Y' u8"))
+OUT["as_selection"] = run(img, layer, output="selection", **{"start-over": True})
+save("selection1.raw", gray(img.get_selection()))
+OUT["as_selection_mask"] = layer.get_mask() is not None
+img.delete()
+json.dump(OUT, open(W + "/session_a.json", "w"))
+'''
+
+SESSION_B = r'''
+# A new GIMP process: the XCF brings the layer, its mask and its state back; round 3 continues.
+img = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(W + "/people.xcf"))
+layer = [l for l in img.get_layers() if l.get_name() == "people"][0]
+OUT["parasites_loaded"] = parasites(layer)
+OUT["mask_loaded"] = layer.get_mask() is not None
+save("mask_loaded.raw", gray(layer.get_mask()))
+OUT["round3"] = run(img, layer)
+img.delete()
+json.dump(OUT, open(W + "/session_b.json", "w"))
+'''
+
+
+def write_session(root: GimpRoot, picture: np.ndarray) -> None:
+    """The work folder: the picture, the inputs and both batch scripts."""
+    shutil.rmtree(root.work, ignore_errors=True)
+    root.work.mkdir(parents=True)
+    h, w = picture.shape[:2]
+    (root.work / "image.raw").write_bytes(np.ascontiguousarray(picture).tobytes())
+    params = {"width": w, "height": h, "fg_click": FG_CLICK, "bg_scribble": BG_SCRIBBLE,
+              "selection": SELECTION, "round2_bg_click": ROUND2_BG_CLICK}
+    (root.work / "params.json").write_text(json.dumps(params))
+    common = COMMON % {"work": WORK_IN_ROOT}
+    (root.work / "session_a.py").write_text(common + SESSION_A)
+    (root.work / "session_b.py").write_text(common + SESSION_B)

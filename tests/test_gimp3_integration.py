@@ -1,0 +1,149 @@
+"""The GIMP 3 plug-in inside a real GIMP 3.0.4 (Debian 13 root), installed by install.py with
+its runtime packages, on the exported DFIMat-S: two rounds, masks equal to the engine's output
+for the same inputs, the state parasites, the other outputs, errors that change nothing, and
+the state surviving an XCF save and a reload in a new GIMP process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from plugin.prompts import Prompts
+from plugin.state import RoundState
+from tests.gimp3_fixtures import (
+    BG_SCRIBBLE,
+    FG_CLICK,
+    ROUND2_BG_CLICK,
+    SELECTION,
+    GimpRootError,
+    install_into_root,
+    make_root,
+    people_picture,
+    write_session,
+)
+
+pytestmark = [pytest.mark.gimp3, pytest.mark.slow]
+
+#: Largest difference (of 255) allowed between GIMP's mask and the host engine's matte: the
+#: same graphs on the same CPU kind, but ONNX Runtime may split work across threads differently.
+MAX_DIFF = 2
+
+
+@pytest.fixture(scope="module")
+def gimp3_run(exported_small_models, tmp_path_factory):
+    """Build/reuse the root, install, run both GIMP sessions; what they saw, by name."""
+    try:
+        root = make_root()
+    except (GimpRootError, OSError) as exc:
+        pytest.fail(f"the GIMP 3 root cannot be built: {exc}")
+    res = install_into_root(root, exported_small_models.models_dir)
+    assert res.returncode == 0, f"install.py failed in the root:\n{res.stdout}\n{res.stderr}"
+    picture = people_picture()
+    write_session(root, picture)
+    out = {"picture": picture, "install": res.stdout, "models": exported_small_models.models_dir}
+    for name in ("session_a", "session_b"):
+        r = root.batch(f"{name}.py")
+        assert r.returncode == 0, f"gimp-console-3.0 failed in {name} (exit {r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+        out[name] = json.loads((root.work / f"{name}.json").read_text())
+        out[f"{name}_log"] = r.stdout + r.stderr
+    h, w = picture.shape[:2]
+    for raw in ("mask1", "mask2", "layer1", "selection1", "mask_loaded"):
+        out[raw] = np.frombuffer((root.work / f"{raw}.raw").read_bytes(), np.uint8).reshape(h, w)
+    # The same second install must change nothing.
+    again = install_into_root(root, exported_small_models.models_dir)
+    out["install_again"] = again.stdout + again.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def engine(gimp3_run):
+    from plugin.engine import MattingEngine
+
+    return MattingEngine(gimp3_run["models"], device="cpu")
+
+
+def state_of(parasites: dict) -> RoundState:
+    from plugin.gimp_inputs import state_from_parasites
+
+    return RoundState.from_bytes(state_from_parasites({k: v["data"].encode("ascii") for k, v in parasites.items()}))
+
+
+def expected_alpha(engine, picture, prompts, state=None) -> np.ndarray:
+    res = engine.matte(picture, prompts, state)
+    return np.clip(np.rint(res.alpha * 255.0), 0, 255).astype(np.uint8)
+
+
+def assert_close(got: np.ndarray, want: np.ndarray) -> None:
+    diff = np.abs(got.astype(int) - want.astype(int))
+    assert diff.max() <= MAX_DIFF, f"max difference {diff.max()} at {np.unravel_index(diff.argmax(), diff.shape)}"
+
+
+def test_install_in_the_root_is_idempotent(gimp3_run) -> None:
+    assert "onnxruntime" in gimp3_run["install"] or "change(s)" in gimp3_run["install"]
+    assert gimp3_run["install_again"].strip().endswith("nothing to change"), gimp3_run["install_again"]
+
+
+def test_round_one_inputs_state_and_mask_match_the_engine(gimp3_run, engine) -> None:
+    a = gimp3_run["session_a"]
+    r1 = a["round1"]
+    assert r1["ok"] and r1["round"] == 1, r1
+    assert "round 1" in r1["message"] and "on cpu" in r1["message"] and r1["message"].rstrip().endswith(" s")
+    p1 = a["parasites1"]
+    assert set(p1) == {"dfimat-state", "dfimat-state.1"}
+    assert all(v["flags"] == 3 for v in p1.values())  # PERSISTENT | UNDOABLE
+    s1 = state_of(p1)
+    assert s1.round == 1 and s1.model_version == engine.model_version
+    x, y, w, h = SELECTION
+    assert s1.inputs.clicks == ((*FG_CLICK, True),)
+    assert s1.inputs.boxes == ((float(x), float(y), float(x + w), float(y + h)),)
+    (pts, fg), = s1.inputs.scribbles
+    assert fg is False and pts[0] == BG_SCRIBBLE[0] and pts[-1] == BG_SCRIBBLE[1] and len(pts) > 10
+    want = expected_alpha(engine, gimp3_run["picture"], s1.inputs)
+    assert_close(gimp3_run["mask1"], want)
+    assert gimp3_run["mask1"].std() > 0  # a real matte, not a constant
+
+
+def test_round_two_continues_from_the_parasites(gimp3_run, engine) -> None:
+    a = gimp3_run["session_a"]
+    assert a["round2"]["ok"] and a["round2"]["round"] == 2, a["round2"]
+    s1, s2 = state_of(a["parasites1"]), state_of(a["parasites2"])
+    assert s2.round == 2 and s2.inputs.clicks == ((*FG_CLICK, True), (*ROUND2_BG_CLICK, False))
+    new_input = Prompts(clicks=[(*ROUND2_BG_CLICK, False)])
+    want = expected_alpha(engine, gimp3_run["picture"], new_input, s1)
+    assert_close(gimp3_run["mask2"], want)
+    assert not np.array_equal(gimp3_run["mask1"], gimp3_run["mask2"])
+    assert a["layers"] == ["people"]  # a mask, no extra layers
+
+
+def test_new_layer_and_selection_outputs(gimp3_run) -> None:
+    a = gimp3_run["session_a"]
+    assert a["as_layer"]["ok"] and a["as_layer_names"] == ["DFIMat matte of people (round 1)", "people"]
+    assert_close(gimp3_run["layer1"], gimp3_run["mask1"])
+    assert a["as_selection"]["ok"] and a["as_selection"]["round"] == 1 and not a["as_selection_mask"]
+    assert_close(gimp3_run["selection1"], gimp3_run["mask1"])
+
+
+def test_errors_reach_the_user_and_change_nothing(gimp3_run) -> None:
+    a = gimp3_run["session_a"]
+    assert not a["no_inputs"]["ok"] and "no inputs" in a["no_inputs"]["error"]
+    assert not a["outside"]["ok"] and "path 'fg outside'" in a["outside"]["error"]
+    assert "outside the 160x120 layer" in a["outside"]["error"]
+    assert not a["missing_model"]["ok"] and "models for 'base' not found" in a["missing_model"]["error"]
+    assert a["after_errors"] == {"mask": False, "parasites": []}
+
+
+def test_state_survives_xcf_save_and_reload(gimp3_run) -> None:
+    a, b = gimp3_run["session_a"], gimp3_run["session_b"]
+    assert b["parasites_loaded"] == a["parasites2"]
+    assert b["mask_loaded"] and np.array_equal(gimp3_run["mask_loaded"], gimp3_run["mask2"])
+    assert b["round3"]["ok"] and b["round3"]["round"] == 3, b["round3"]
+
+
+def test_plugin_never_imports_torch() -> None:
+    root = Path(__file__).resolve().parents[1] / "plugin"
+    for f in list(root.glob("*.py")) + list(root.glob("gimp3/*.py")) + list(root.glob("gimp2/*.py")):
+        text = f.read_text()
+        assert "import torch" not in text and "from model" not in text and "import model" not in text, f
