@@ -78,26 +78,15 @@ class _Obj:
     attrs: dict
 
 
-def _paste(layer: Layer, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
-    """A crop layer placed into full-frame (premultiplied colour, alpha), clipped to the frame."""
-    colour = np.zeros((h, w, 3), np.float32)
-    alpha = np.zeros((h, w), np.float32)
-    lh, lw = layer.alpha.shape
-    x0, y0 = max(0, layer.x0), max(0, layer.y0)
-    x1, y1 = min(w, layer.x0 + lw), min(h, layer.y0 + lh)
-    if x1 > x0 and y1 > y0:
-        sx, sy = x0 - layer.x0, y0 - layer.y0
-        colour[y0:y1, x0:x1] = layer.colour[sy : sy + y1 - y0, sx : sx + x1 - x0]
-        alpha[y0:y1, x0:x1] = layer.alpha[sy : sy + y1 - y0, sx : sx + x1 - x0]
-    return colour, alpha
-
-
 def _over_inplace(img: np.ndarray, layer: Layer) -> None:
     """Composite a layer onto an image in place (used for things painted into the background)."""
-    h, w = img.shape[:2]
-    colour, alpha = _paste(layer, w, h)
-    img *= 1.0 - alpha[..., None]
-    img += colour
+    reg = _region(layer, img.shape[1], img.shape[0])
+    if reg is None:
+        return
+    ys, xs, colour, alpha = reg
+    part = img[ys, xs]
+    part *= 1.0 - alpha[..., None]
+    part += colour
 
 
 def _style(rng: np.random.Generator, top_name: str, mannequin: bool = False) -> FigureStyle:
@@ -196,30 +185,55 @@ def _poster(rng: np.random.Generator, bg: np.ndarray, horizon: float) -> None:
     _over_inplace(bg, render_figure(rng, ph * 0.8, (x0 + pw / 2, y0 + ph * 0.92), style))
 
 
+def _region(layer: Layer, w: int, h: int) -> tuple[slice, slice, np.ndarray, np.ndarray] | None:
+    """The part of a crop layer inside the frame: image slices and the matching crop views."""
+    lh, lw = layer.alpha.shape
+    x0, y0 = max(0, layer.x0), max(0, layer.y0)
+    x1, y1 = min(w, layer.x0 + lw), min(h, layer.y0 + lh)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    sx, sy = x0 - layer.x0, y0 - layer.y0
+    crop = (slice(sy, sy + y1 - y0), slice(sx, sx + x1 - x0))
+    return slice(y0, y1), slice(x0, x1), layer.colour[crop], layer.alpha[crop]
+
+
 def _compose(objs: list[_Obj], bg: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray],
-                                                         np.ndarray, np.ndarray]:
-    """Stack layers back to front. Returns the float image, each instance's visible alpha and
-    straight colour, and the visible alpha and premultiplied colour of the non-instances."""
+                                                         list[np.ndarray], np.ndarray, np.ndarray]:
+    """Stack layers back to front (worked out front to back with a transmittance map, touching
+    only each layer's own rectangle). Returns the float image; each instance's visible alpha,
+    straight colour and own coverage; and the visible alpha and premultiplied colour of the
+    non-instances."""
     h, w = bg.shape[:2]
-    pasted = [_paste(o.layer, w, h) for o in objs]
-    trans = np.ones((h, w), np.float32)  # transmittance of everything in front, built front to back
+    trans = np.ones((h, w), np.float32)  # transmittance of everything in front
     image = np.zeros((h, w, 3), np.float32)
     vis: list[np.ndarray] = []
     fgs: list[np.ndarray] = []
+    covers: list[np.ndarray] = []
     o_alpha = np.zeros((h, w), np.float32)
     o_colour = np.zeros((h, w, 3), np.float32)
-    for obj, (colour, alpha) in zip(reversed(objs), reversed(pasted), strict=True):
-        v = alpha * trans
-        image += colour * trans[..., None]
+    for obj in reversed(objs):
+        reg = _region(obj.layer, w, h)
         if obj.instance:
+            v, f, cov = np.zeros((h, w), np.float32), np.zeros((h, w, 3), np.float32), np.zeros((h, w), np.float32)
             vis.append(v)
-            fgs.append(np.divide(colour, alpha[..., None], out=np.zeros_like(colour), where=alpha[..., None] > 1e-6))
+            fgs.append(f)
+            covers.append(cov)
+        if reg is None:
+            continue
+        ys, xs, colour, alpha = reg
+        t = trans[ys, xs]
+        seen = colour * t[..., None]
+        image[ys, xs] += seen
+        if obj.instance:
+            v[ys, xs] = alpha * t
+            cov[ys, xs] = alpha
+            f[ys, xs] = colour / np.maximum(alpha, 1e-6)[..., None]  # straight colour (0 where alpha is)
         else:
-            o_alpha += v
-            o_colour += colour * trans[..., None]
-        trans *= 1.0 - alpha
+            o_alpha[ys, xs] += alpha * t
+            o_colour[ys, xs] += seen
+        t *= 1.0 - alpha  # writes through to trans
     image += bg * trans[..., None]
-    return image, vis[::-1], fgs[::-1], o_alpha, o_colour
+    return image, vis[::-1], fgs[::-1], covers[::-1], o_alpha, o_colour
 
 
 def _visible_enough(v: np.ndarray, coverage: np.ndarray, w: int, h: int) -> bool:
@@ -249,9 +263,8 @@ def describe(people: list[dict], w: int) -> list[str]:
     return unique
 
 
-def _attributes(objs: list[_Obj], vis: list[np.ndarray], w: int) -> list[dict]:
+def _attributes(objs: list[_Obj], vis: list[np.ndarray], cover: list[np.ndarray], w: int) -> list[dict]:
     inst = [o for o in objs if o.instance]
-    cover = [_paste(o.layer, vis[0].shape[1], vis[0].shape[0])[1] for o in inst]
     people = []
     for i, (o, v) in enumerate(zip(inst, vis, strict=True)):
         ys, xs = np.nonzero(v > 0.02)
@@ -287,9 +300,8 @@ def make_scene(rng: np.random.Generator, size: tuple[int, int] = (512, 512), mod
             objs = _place_random(rng, w, h, n, colours)
             bg = make_background(rng, w, h, None)
         while True:  # drop people who ended up (almost) hidden, then recompose
-            image, vis, fgs, o_alpha, o_colour = _compose(objs, bg)
+            image, vis, fgs, cover, o_alpha, o_colour = _compose(objs, bg)
             inst = [o for o in objs if o.instance]
-            cover = [_paste(o.layer, w, h)[1] for o in inst]
             bad = [k for k, (v, c) in enumerate(zip(vis, cover, strict=True)) if not _visible_enough(v, c, w, h)]
             if not bad:
                 break
@@ -298,7 +310,7 @@ def make_scene(rng: np.random.Generator, size: tuple[int, int] = (512, 512), mod
             break
     else:
         raise RuntimeError("could not place two visible people in 20 attempts")  # pragma: no cover
-    people = _attributes(objs, vis, w)
+    people = _attributes(objs, vis, cover, w)
     texts = describe(people, w)
     for p, t in zip(people, texts, strict=True):
         p["text"] = t

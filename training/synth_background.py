@@ -13,12 +13,13 @@ import numpy as np
 
 
 def _gradient(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
-    c0, c1 = rng.uniform(0.05, 0.95, 3), rng.uniform(0.05, 0.95, 3)
+    c0 = rng.uniform(0.05, 0.95, 3).astype(np.float32)
+    c1 = rng.uniform(0.05, 0.95, 3).astype(np.float32)
     theta = rng.uniform(0, 2 * np.pi)
-    x = np.linspace(-0.5, 0.5, w, dtype=np.float32)[None, :]
-    y = np.linspace(-0.5, 0.5, h, dtype=np.float32)[:, None]
-    t = np.clip(np.cos(theta) * x + np.sin(theta) * y + 0.5, 0.0, 1.0)
-    return (c0[None, None, :] * (1 - t[..., None]) + c1[None, None, :] * t[..., None]).astype(np.float32)
+    x = np.linspace(-0.5, 0.5, w, dtype=np.float32)[None, :] * np.float32(np.cos(theta))
+    y = np.linspace(-0.5, 0.5, h, dtype=np.float32)[:, None] * np.float32(np.sin(theta))
+    t = np.clip(x + y + np.float32(0.5), 0.0, 1.0)[..., None]
+    return c0 + (c1 - c0) * t
 
 
 def _texture(rng: np.random.Generator, w: int, h: int, cell: int) -> np.ndarray:
@@ -78,4 +79,5 @@ def make_background(rng: np.random.Generator, w: int, h: int, horizon: float | N
     tex = _texture(rng, w, h, int(rng.integers(8, 40)))
     img += rng.uniform(0.03, 0.1) * tex[..., None]
     img += rng.normal(0.0, 0.015, (h, w, 1)).astype(np.float32)  # sensor grain
-    return np.clip(img, 0.0, 1.0)
+    np.clip(img, 0.0, 1.0, out=img)
+    return img
