@@ -52,6 +52,7 @@ class TrainConfig:
     log_every: int = 10
     save_every: int = 500  # steps between checkpoints (one is always written at the end)
     resume: bool = False
+    stop_at: int | None = None  # stop (with a checkpoint) after this step, e.g. for time-limited jobs
 
     def validate(self) -> None:
         """Fail early, with the field's name, on a config that cannot train."""
@@ -142,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-every", type=int)
     p.add_argument("--save-every", type=int)
     p.add_argument("--resume", action="store_const", const=True, help="continue from OUT/<stage>_last.pt")
+    p.add_argument("--stop-at", type=int, help="stop with a checkpoint after this step (resume later)")
     return p
 
 

@@ -8,7 +8,6 @@ the pick, the crop and the flip are drawn from (seed, epoch, index) so a run is 
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,14 +64,10 @@ def load_samples(cfg: TrainConfig) -> Sequence[SampleLike]:
 
     out = Path(cfg.out) / "synth"
     marker = out / ".complete"
-    if not marker.is_file():
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix="synth_", dir=out.parent))
-        generate(tmp, cfg.synth_count, cfg.seed, size=(cfg.synth_size, cfg.synth_size), mode=cfg.synth, workers=max(1, cfg.workers))
-        for p in tmp.iterdir():
-            p.replace(out / p.name)
-        tmp.rmdir()
-        marker.write_text(f"{cfg.synth} {cfg.synth_count} {cfg.seed}\n")
+    if not marker.is_file():  # (re)generate: a run interrupted mid-generation starts it over
+        generate(out, cfg.synth_count, cfg.seed, size=(cfg.synth_size, cfg.synth_size), mode=cfg.synth,
+                 workers=max(1, cfg.workers), overwrite=True, progress=False)
+        marker.write_text(f"{cfg.synth} {cfg.synth_count} {cfg.synth_size} {cfg.seed}\n")
     return MattingDataset(out)
 
 

@@ -128,7 +128,7 @@ def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict
     if cfg.stage == "iscn" and not cfg.coupled:
         net.mrn.requires_grad_(False)  # not trained here; keeps DDP from waiting on its gradients
     step_mod = (ISCNStep if cfg.stage == "iscn" else MRNStep)(net, cfg)
-    start_step, epoch = 0, 0
+    start_step = 0
     if cfg.resume:
         if not ckpt_path.is_file() or not state_path.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint to resume in {out} ({ckpt_path.name} and {state_path.name})")
@@ -136,7 +136,7 @@ def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict
         missing = net.load_state_dict(loaded.state_dict(), strict=False)
         if missing.unexpected_keys:
             raise ValueError(f"{ckpt_path} does not fit this run: {missing.unexpected_keys[:5]}")
-        start_step, epoch = int(extra.get("step", 0)), int(extra.get("epoch", 0))
+        start_step = int(extra.get("step", 0))
     step_mod.to(device)
     params = list(trainable_parameters(step_mod, cfg.stage, cfg.coupled))
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -160,13 +160,18 @@ def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict
     last_logged: dict[str, float] = {}
     bar = tqdm(total=total, initial=start_step, desc=f"train {cfg.stage}", disable=not info.is_main, dynamic_ncols=True)
     step = start_step
+    # Batches are a function of (seed, epoch, position), so a resumed run skips the batches of
+    # the current epoch it already trained on and then sees exactly what an unbroken run would.
+    epoch, skip = divmod(start_step, per_epoch)
     t0 = time.time()
     while step < total:
         dataset.set_epoch(epoch)
         if sampler is not None:
             sampler.set_epoch(epoch)
         generator.manual_seed(cfg.seed + epoch)
-        for batch in loader:
+        for pos, batch in enumerate(loader):
+            if pos < skip:
+                continue
             if step >= total:
                 break
             rng = np.random.default_rng([cfg.seed, step, info.rank])
@@ -186,13 +191,18 @@ def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict
             history.append(values)
             bar.update(1)
             bar.set_postfix(loss=f"{values['total']:.4f}")
-            if info.is_main and (step % cfg.log_every == 0 or step == total):
+            if info.is_main and (step % cfg.log_every == 0 or step == total or step == cfg.stop_at):
                 last_logged = values
                 with log_path.open("a") as f:
                     f.write(json.dumps(values) + "\n")
-            if info.is_main and (step % cfg.save_every == 0 or step == total):
+            stopping = cfg.stop_at is not None and step >= cfg.stop_at
+            if info.is_main and (step % cfg.save_every == 0 or step == total or stopping):
                 _save(net, cfg, step, epoch, values, opt, sched, scaler)
-        epoch += 1
+            if stopping:
+                break
+        epoch, skip = epoch + 1, 0
+        if cfg.stop_at is not None and step >= cfg.stop_at:
+            break
     bar.close()
     if info.world_size > 1:
         dist.barrier()

@@ -1,0 +1,122 @@
+"""Decoupled training (training/train.py) on tiny synthetic data, on CPU: both stages learn,
+checkpoints carry what resuming and evaluation need, and a resumed run equals an unbroken one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model import load_checkpoint
+from training.train import main
+from training.train_config import TrainConfig, config_from_args
+from training.train_steps import perturb_mask
+
+TINY = ["--synth", "scene", "--synth-count", "8", "--synth-size", "96", "--size", "96", "--batch-size", "2",
+        "--inputs", "click", "--seed", "0", "--log-every", "1"]
+
+
+def log(run: Path, stage: str) -> list[dict]:
+    return [json.loads(line) for line in (run / f"{stage}_log.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ISCN for 20 steps, then MRN for 10 steps on the frozen ISCN (under a minute on 2 cores)."""
+    torch.set_num_threads(2)
+    out = tmp_path_factory.mktemp("run")
+    assert main(["iscn", *TINY, "--out", str(out), "--steps", "20", "--max-rounds", "2",
+                 "--negative-prob", "0.2", "--lr", "1e-3"]) == 0
+    assert main(["mrn", *TINY, "--out", str(out), "--steps", "10", "--max-rounds", "2",
+                 "--iscn", str(out / "iscn_last.pt"), "--lr", "1e-3"]) == 0
+    return out
+
+
+def first_last(losses: list[float], k: int = 4) -> tuple[float, float]:
+    return float(np.mean(losses[:k])), float(np.mean(losses[-k:]))
+
+
+def test_iscn_loss_goes_down(run: Path) -> None:
+    rows = log(run, "iscn")
+    assert [r["step"] for r in rows] == list(range(1, 21))
+    first, last = first_last([r["total"] for r in rows])
+    print(f"ISCN loss: first 4 steps {first:.4f}, last 4 steps {last:.4f}")
+    assert last < 0.95 * first, f"ISCN did not learn: {first:.4f} -> {last:.4f}"
+    for r in rows:  # the parts are all there and the total is their weighted sum
+        assert r["total"] == pytest.approx(0.1 * r["class"] + r["bce"] + r["dice"] + r["aux"], rel=1e-4)
+    assert {r["rounds"] for r in rows} <= {1.0, 2.0} and 2.0 in {r["rounds"] for r in rows}
+    assert rows[-1]["lr"] < rows[0]["lr"], "cosine schedule decays"
+
+
+def test_mrn_loss_goes_down_and_iscn_stays_frozen(run: Path) -> None:
+    rows = log(run, "mrn")
+    first, last = first_last([r["total"] for r in rows])
+    print(f"MRN loss: first 4 steps {first:.4f}, last 4 steps {last:.4f}")
+    assert last < 0.95 * first, f"MRN did not learn: {first:.4f} -> {last:.4f}"
+    iscn, _ = load_checkpoint(run / "iscn_last.pt", text_encoder=False)
+    full, extra = load_checkpoint(run / "mrn_last.pt", text_encoder=False)
+    for (k, a), b in zip(iscn.iscn.state_dict().items(), full.iscn.state_dict().values(), strict=True):
+        assert torch.equal(a, b), f"ISCN weight {k} changed while training MRN"
+    changed = [not torch.equal(a, b) for a, b in zip(iscn.mrn.state_dict().values(), full.mrn.state_dict().values(), strict=True)]
+    assert any(changed)
+    assert extra["stage"] == "mrn" and extra["step"] == 10 and extra["iscn_checkpoint"].endswith("iscn_last.pt")
+    assert extra["config"]["size"] == 96 and extra["data"]["synth"] == "scene"
+    assert "total" in extra["metrics"]
+    assert (run / "mrn_last.state.pt").is_file()
+
+
+def test_resume_continues_exactly_where_an_unbroken_run_would(run: Path, tmp_path: Path) -> None:
+    common = ["mrn", *TINY, "--iscn", str(run / "iscn_last.pt"), "--max-rounds", "1"]
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    assert main([*common, "--out", str(whole), "--steps", "4"]) == 0
+    assert main([*common, "--out", str(broken), "--steps", "4", "--stop-at", "2"]) == 0  # the job "dies" at 2
+    _, extra = load_checkpoint(broken / "mrn_last.pt", text_encoder=False)
+    assert extra["step"] == 2
+    assert main([*common, "--out", str(broken), "--steps", "4", "--resume"]) == 0
+    a = [r["total"] for r in log(whole, "mrn")]
+    b = [r["total"] for r in log(broken, "mrn")]
+    assert [r["step"] for r in log(broken, "mrn")] == [1, 2, 3, 4]
+    assert b == pytest.approx(a, rel=1e-5, abs=1e-6)
+    _, extra = load_checkpoint(broken / "mrn_last.pt", text_encoder=False)
+    assert extra["step"] == 4
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    cfg = TrainConfig(stage="iscn", out=str(tmp_path), synth="scene", steps=1, resume=True, size=96)
+    from training.train_loop import train
+
+    with pytest.raises(FileNotFoundError, match="no checkpoint to resume"):
+        train(cfg, samples=[object()])
+
+
+def test_config_yaml_then_flags(tmp_path: Path) -> None:
+    y = tmp_path / "c.yaml"
+    y.write_text("batch_size: 3\nlr: 0.001\ninputs: [box, text]\nsteps: 7\n")
+    cfg = config_from_args(["iscn", "--config", str(y), "--synth", "random", "--out", "R", "--lr", "0.002"])
+    assert (cfg.batch_size, cfg.lr, cfg.inputs, cfg.steps, cfg.synth) == (3, 0.002, ["box", "text"], 7, "random")
+    assert cfg.uses_text and cfg.crm and not cfg.coupled
+    cfg = config_from_args(["iscn", "--synth", "scene", "--out", "R", "--steps", "1", "--no-crm", "--coupled"])
+    assert not cfg.crm and cfg.coupled
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("batchsize: 3\n")
+    with pytest.raises(ValueError, match="unknown settings.*batchsize"):
+        config_from_args(["iscn", "--config", str(bad), "--synth", "scene", "--out", "R", "--steps", "1"])
+    with pytest.raises(ValueError, match="needs iscn"):
+        config_from_args(["mrn", "--synth", "scene", "--out", "R", "--steps", "1"])
+    with pytest.raises(ValueError, match="exactly one training data source"):
+        config_from_args(["iscn", "--out", "R", "--steps", "1"])
+    assert main(["iscn", "--out", "R", "--steps", "1"]) == 2
+
+
+def test_perturbed_gt_is_a_plausible_coarse_mask() -> None:
+    gt = np.zeros((96, 96), np.float32)
+    gt[20:80, 30:60] = 1.0
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        m = perturb_mask(gt, rng)
+        assert m.shape == gt.shape and m.dtype == np.float32 and 0.0 <= m.min() and m.max() <= 1.0
+        inter = ((m > 0.5) & (gt > 0.5)).sum() / max(1, ((m > 0.5) | (gt > 0.5)).sum())
+        assert 0.3 < inter < 1.0 or not np.array_equal(m, gt), "changed, but still about the target"
