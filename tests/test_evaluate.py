@@ -1,0 +1,133 @@
+"""Evaluation (training/evaluate.py): the protocol, the report files, and numbers that agree
+with training.metrics on the saved predictions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from plugin.prompts import Prompts
+from training import metrics
+from training.data import MattingDataset
+from training.evaluate import evaluate, main, slug
+from training.predictors import Prediction, Predictor, open_predictor
+from training.report import aggregate, markdown_table
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from training.synth import generate
+
+    return generate(tmp_path_factory.mktemp("evaldata"), 2, seed=3, size=(64, 64), mode="scene", workers=1, progress=False)
+
+
+class Recorder(Predictor):
+    """Returns a fixed answer per round and remembers every prompt it was given."""
+
+    def __init__(self, name: str, answer):
+        self.name = name
+        self.answer = answer
+        self.seen: list[Prompts] = []
+
+    def predict(self, image: np.ndarray, prompts: Prompts, state: Any | None) -> Prediction:
+        self.seen.append(prompts)
+        k = 1 if state is None else state + 1
+        return Prediction(self.answer(image, prompts, k), k)
+
+
+def test_cli_writes_json_table_and_plot_consistent_with_metrics(small_checkpoint: Path, data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    rc = main(["--models", str(small_checkpoint), "--data", str(data), "--inputs", "click", "box", "mix",
+               "--rounds", "2", "--out", str(out), "--noc-max", "2", "--save-predictions", "--seed", "1"])
+    assert rc == 0
+    report = json.loads((out / "report.json").read_text())
+    ds = MattingDataset(data)
+    n_targets = sum(int((s.alphas > 0.5).any(axis=(1, 2)).sum()) for s in (ds[i] for i in range(len(ds))))
+    assert report["protocol"]["targets"] == n_targets > 0
+    method = small_checkpoint.stem
+    summary = report["summary"][method]
+    assert [r["round"] for r in summary["click"]["rounds"]] == [1, 2]
+    assert [r["round"] for r in summary["mix"]["rounds"]] == [1, 2]
+    assert [r["round"] for r in summary["box"]["rounds"]] == [1], "box is a single round"
+    assert 1 <= summary["click"]["noc90"] <= 2
+    # Each record agrees with training.metrics on the saved prediction, and the summary with the records.
+    gts = {ds[i].name: ds[i].alphas for i in range(len(ds))}
+    for rec in report["records"]:
+        saved = np.load(out / "predictions" / slug(method) / rec["mode"] / f"{slug(rec['image'])}__{rec['instance']:02d}.npz")
+        pred, gt = saved["alphas"][rec["round"] - 1], gts[rec["image"]][rec["instance"]]
+        assert rec["sad"] == pytest.approx(metrics.sad(pred, gt), rel=1e-6, abs=1e-9)
+        assert rec["mse"] == pytest.approx(metrics.mse(pred, gt), rel=1e-6, abs=1e-12)
+        assert rec["grad"] == pytest.approx(metrics.grad(pred, gt), rel=1e-6, abs=1e-9)
+        assert rec["conn"] == pytest.approx(metrics.conn(pred, gt), rel=1e-6, abs=1e-9)
+        assert rec["iou"] == pytest.approx(metrics.iou(pred, gt), rel=1e-6, abs=1e-9)
+    for mode in ("click", "box", "mix"):
+        for row in summary[mode]["rounds"]:
+            recs = [r for r in report["records"] if r["mode"] == mode and r["round"] == row["round"]]
+            assert row["targets"] == len(recs) == n_targets
+            assert row["sad"] == pytest.approx(np.mean([r["sad"] for r in recs]))
+    table = (out / "table.md").read_text()
+    final_click = summary["click"]["final"]
+    assert f"| {method} | click | 2 | {final_click['sad']:.2f} | {final_click['mse'] * 100:.3f} |" in table
+    assert "MSE (x1e2)" in table and "| box | 1 |" in table
+    png = cv2.imread(str(out / "sad_per_round.png"))
+    assert png is not None and png.shape[2] == 3 and png.std() > 0
+
+
+def test_every_method_gets_the_same_inputs_and_scores_follow_predictions(data: Path) -> None:
+    ds = MattingDataset(data)
+    twin = Recorder("also empty", lambda img, p, k: np.zeros(img.shape[:2], np.float32))
+    empty = Recorder("always empty", lambda img, p, k: np.zeros(img.shape[:2], np.float32))
+    records, noc, targets = evaluate([twin, empty], ds, ["click", "text"], rounds=3, seed=4,
+                                     noc_max_clicks=4, progress=False)
+    assert twin.seen == empty.seen, "same predictions => same simulated inputs for every method"
+    assert noc == {"also empty": [4] * targets, "always empty": [4] * targets}
+    summary = aggregate(records)
+    assert [r["round"] for r in summary["always empty"]["click"]["rounds"]] == [1, 2, 3]
+    assert [r["round"] for r in summary["always empty"]["text"]["rounds"]] == [1]
+    first_prompts = [p for p in empty.seen if len(p.clicks) == 3 and not p.texts]
+    assert first_prompts, "round 1 of click mode has 3 clicks"
+
+
+def test_better_predictions_score_better_and_reach_noc_early(data: Path) -> None:
+    ds = MattingDataset(data)
+    gts = {}
+    for i in range(len(ds)):
+        s = ds[i]
+        for a in s.alphas:
+            gts[hash(s.image.tobytes())] = gts.get(hash(s.image.tobytes()), []) + [a]
+
+    def oracle(img, prompts, k):
+        """The instance whose core holds the first click (the target), exact from round 2."""
+        x, y, _ = prompts.clicks[0]
+        for a in gts[hash(img.tobytes())]:
+            if a[int(y), int(x)] > 0.5:
+                return a if k >= 2 else (a > 0.5).astype(np.float32) * 0.8
+        raise AssertionError("first click is not on a person")
+
+    good = Recorder("oracle", oracle)
+    bad = Recorder("empty", lambda img, p, k: np.zeros(img.shape[:2], np.float32))
+    records, noc, _ = evaluate([good, bad], ds, ["click"], rounds=2, seed=0, noc_max_clicks=5, progress=False)
+    s = aggregate(records)
+    assert s["oracle"]["click"]["rounds"][1]["sad"] == pytest.approx(0.0, abs=1e-9)
+    assert s["oracle"]["click"]["rounds"][0]["sad"] > 0.0
+    assert s["empty"]["click"]["final"]["sad"] > s["oracle"]["click"]["final"]["sad"]
+    assert all(v <= 2 for v in noc["oracle"]) and all(v == 5 for v in noc["empty"])
+    assert "| oracle | click | 2 | 0.00 |" in markdown_table(s)
+
+
+def test_clear_errors(tmp_path: Path, data: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="not found"):
+        open_predictor(tmp_path / "missing.pt")
+    with pytest.raises(FileNotFoundError, match="manifest.json"):
+        open_predictor(tmp_path)
+    (tmp_path / "x.onnx").write_bytes(b"")
+    with pytest.raises(ValueError, match="neither"):
+        open_predictor(tmp_path / "x.onnx")
+    with pytest.raises(ValueError, match="inputs must be"):
+        evaluate([], MattingDataset(data), ["lasso"])
+    assert main(["--data", str(data), "--out", str(tmp_path / "r")]) == 2

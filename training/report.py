@@ -1,0 +1,128 @@
+"""Evaluation report: per-target records -> averages, JSON, a Table-3-shaped Markdown table and
+a SAD-per-round plot (the paper's Fig. 5), drawn with OpenCV (no plotting library needed)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .metrics import MSE_TABLE_SCALE
+
+METRICS = ("sad", "mse", "grad", "conn", "iou")
+
+
+def aggregate(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """records (method, mode, image, instance, round, sad, mse, grad, conn, iou) ->
+    {method: {mode: {"rounds": [{"round", "targets", <metric means>}], "final": {...}}}}.
+
+    Every target of a mode has the same number of rounds, so round k averages the same targets."""
+    grouped: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for r in records:
+        grouped.setdefault((r["method"], r["mode"], int(r["round"])), []).append(r)
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for (method, mode, rnd), rs in sorted(grouped.items()):
+        row = {"round": rnd, "targets": len(rs)}
+        row.update({m: float(np.mean([x[m] for x in rs])) for m in METRICS})
+        out.setdefault(method, {}).setdefault(mode, {"rounds": []})["rounds"].append(row)
+    for modes in out.values():
+        for entry in modes.values():
+            entry["final"] = entry["rounds"][-1]
+    return out
+
+
+def add_noc(summary: dict[str, dict[str, dict[str, Any]]], noc: dict[str, list[int]], threshold: float, max_clicks: int) -> None:
+    """Attach NoC@threshold (mean over targets, clicks one at a time) to each method's click entry."""
+    for method, values in noc.items():
+        entry = summary.setdefault(method, {}).setdefault("click", {"rounds": [], "final": {}})
+        entry[f"noc{int(round(threshold * 100))}"] = float(np.mean(values)) if values else math.nan
+        entry["noc_targets"] = len(values)
+        entry["noc_max_clicks"] = max_clicks
+
+
+def markdown_table(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """Rows method x input type, columns SAD, MSE (x1e2), GRAD, CONN of each mode's last round
+    (as the paper's Table 3), plus IoU, the rounds scored and NoC@90 where clicks were run."""
+    lines = [
+        "| Method | Input | Rounds | SAD | MSE (x1e2) | GRAD | CONN | IoU | NoC@90 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for method, modes in summary.items():
+        for mode, entry in modes.items():
+            f = entry.get("final") or {}
+            if not f:
+                continue
+            noc = entry.get("noc90")
+            noc_s = "-" if noc is None else f"{noc:.2f}"
+            lines.append(
+                f"| {method} | {mode} | {f['round']} | {f['sad']:.2f} | {f['mse'] * MSE_TABLE_SCALE:.3f} | "
+                f"{f['grad']:.2f} | {f['conn']:.2f} | {f['iou']:.3f} | {noc_s} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+_COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+           (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+
+
+def plot_sad(summary: dict[str, dict[str, dict[str, Any]]], path: Path | str, title: str = "SAD per round") -> None:
+    """Line per (method, input type): mean SAD after each round (single-round types are a dot)."""
+    series = [(f"{m} / {mode}", [(r["round"], r["sad"]) for r in e["rounds"]])
+              for m, modes in summary.items() for mode, e in modes.items() if e.get("rounds")]
+    w, h, left, right, top, bottom = 900, 520, 80, 260, 50, 60
+    img = np.full((h, w, 3), 255, np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    max_round = max([p[0] for _, pts in series for p in pts] + [1])
+    ys = [p[1] for _, pts in series for p in pts] or [0.0]
+    y_max = max(ys) * 1.1 if max(ys) > 0 else 1.0
+    pw, ph = w - left - right, h - top - bottom
+
+    def to_px(rnd: float, v: float) -> tuple[int, int]:
+        x = left + (0.5 if max_round == 1 else (rnd - 1) / (max_round - 1)) * pw
+        return int(round(x)), int(round(top + ph - v / y_max * ph))
+
+    cv2.rectangle(img, (left, top), (left + pw, top + ph), (0, 0, 0), 1)
+    for k in range(1, max_round + 1):
+        x, _ = to_px(k, 0)
+        cv2.line(img, (x, top + ph), (x, top + ph + 5), (0, 0, 0), 1)
+        cv2.putText(img, str(k), (x - 5, top + ph + 22), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    for k in range(6):
+        v = y_max * k / 5
+        _, y = to_px(1, v)
+        cv2.line(img, (left - 5, y), (left, y), (0, 0, 0), 1)
+        cv2.putText(img, f"{v:.2f}", (8, y + 5), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, "round", (left + pw // 2 - 20, h - 15), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, title + " (SAD / 1000, lower is better)", (left, 30), font, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+    for i, (label, pts) in enumerate(series):
+        color = _COLORS[i % len(_COLORS)][::-1]  # RGB -> BGR
+        px = [to_px(r, v) for r, v in pts]
+        for a, b in zip(px, px[1:], strict=False):
+            cv2.line(img, a, b, color, 2, cv2.LINE_AA)
+        for p in px:
+            cv2.circle(img, p, 4, color, -1, cv2.LINE_AA)
+        ly = top + 10 + 22 * i
+        cv2.line(img, (left + pw + 15, ly), (left + pw + 40, ly), color, 2, cv2.LINE_AA)
+        cv2.putText(img, label[:28], (left + pw + 45, ly + 5), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), img):
+        raise OSError(f"could not write the plot to {path}")
+
+
+def write_report(out_dir: Path | str, summary: dict[str, Any], records: Sequence[dict[str, Any]], protocol: dict[str, Any]) -> dict[str, Path]:
+    """report.json (protocol, summary, per-target records), table.md and sad_per_round.png."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "report.json", "table": out / "table.md", "plot": out / "sad_per_round.png"}
+    payload = {"protocol": protocol, "summary": summary, "records": list(records)}
+    paths["json"].write_text(json.dumps(payload, indent=1, allow_nan=True))
+    header = (f"Evaluation on {protocol.get('data')} ({protocol.get('targets')} targets); last round of each input "
+              f"type; SAD, GRAD, CONN in thousands; NoC@90 with up to {protocol.get('noc_max_clicks')} clicks.\n\n")
+    paths["table"].write_text(header + markdown_table(summary))
+    plot_sad(summary, paths["plot"])
+    return paths
