@@ -38,10 +38,10 @@ import numpy as np
 
 from training.data import Sample
 from training.synth_background import make_background
-from training.synth_figure import FigureStyle, Layer, render_figure
+from training.synth_figure import FigureStyle, Layer, render_figure, spread
 
 MODES = ("scene", "random")
-PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 3]
+PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1]  # fixed: same arrays, same bytes; 1 = fast
 
 #: Clothing colours and the names the descriptions use for them.
 PALETTE: dict[str, tuple[float, float, float]] = {
@@ -85,7 +85,7 @@ def _over_inplace(img: np.ndarray, layer: Layer) -> None:
         return
     ys, xs, colour, alpha = reg
     part = img[ys, xs]
-    part *= 1.0 - alpha[..., None]
+    part *= spread(1.0 - alpha)
     part += colour
 
 
@@ -198,42 +198,50 @@ def _region(layer: Layer, w: int, h: int) -> tuple[slice, slice, np.ndarray, np.
 
 
 def _compose(objs: list[_Obj], bg: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray],
-                                                         list[np.ndarray], np.ndarray, np.ndarray]:
+                                                         np.ndarray, np.ndarray]:
     """Stack layers back to front (worked out front to back with a transmittance map, touching
-    only each layer's own rectangle). Returns the float image; each instance's visible alpha,
-    straight colour and own coverage; and the visible alpha and premultiplied colour of the
-    non-instances."""
+    only each layer's own rectangle). Returns the float image; each instance's visible alpha and
+    own coverage; and the visible alpha and premultiplied colour of the non-instances."""
     h, w = bg.shape[:2]
     trans = np.ones((h, w), np.float32)  # transmittance of everything in front
     image = np.zeros((h, w, 3), np.float32)
     vis: list[np.ndarray] = []
-    fgs: list[np.ndarray] = []
     covers: list[np.ndarray] = []
     o_alpha = np.zeros((h, w), np.float32)
     o_colour = np.zeros((h, w, 3), np.float32)
     for obj in reversed(objs):
         reg = _region(obj.layer, w, h)
         if obj.instance:
-            v, f, cov = np.zeros((h, w), np.float32), np.zeros((h, w, 3), np.float32), np.zeros((h, w), np.float32)
+            v, cov = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
             vis.append(v)
-            fgs.append(f)
             covers.append(cov)
         if reg is None:
             continue
         ys, xs, colour, alpha = reg
         t = trans[ys, xs]
-        seen = colour * t[..., None]
+        seen = colour * spread(t)
         image[ys, xs] += seen
         if obj.instance:
             v[ys, xs] = alpha * t
             cov[ys, xs] = alpha
-            f[ys, xs] = colour / np.maximum(alpha, 1e-6)[..., None]  # straight colour (0 where alpha is)
         else:
             o_alpha[ys, xs] += alpha * t
             o_colour[ys, xs] += seen
         t *= 1.0 - alpha  # writes through to trans
-    image += bg * trans[..., None]
-    return image, vis[::-1], fgs[::-1], covers[::-1], o_alpha, o_colour
+    image += bg * spread(trans)
+    return image, vis[::-1], covers[::-1], o_alpha, o_colour
+
+
+def _straight_colours(objs: list[_Obj], w: int, h: int) -> np.ndarray:
+    """(N, H, W, 3) un-premultiplied colour of each instance (0 where it has no coverage)."""
+    inst = [o for o in objs if o.instance]
+    out = np.zeros((len(inst), h, w, 3), np.float32)
+    for k, o in enumerate(inst):
+        reg = _region(o.layer, w, h)
+        if reg is not None:
+            ys, xs, colour, alpha = reg
+            out[k, ys, xs] = colour / np.maximum(alpha, 1e-6)[..., None]
+    return out
 
 
 def _visible_enough(v: np.ndarray, coverage: np.ndarray, w: int, h: int) -> bool:
@@ -281,8 +289,12 @@ def _attributes(objs: list[_Obj], vis: list[np.ndarray], cover: list[np.ndarray]
     return people
 
 
-def make_scene(rng: np.random.Generator, size: tuple[int, int] = (512, 512), mode: str = "scene") -> SynthSample:
-    """One synthetic image in memory (training can call this directly, no files involved)."""
+def make_scene(rng: np.random.Generator, size: tuple[int, int] = (512, 512), mode: str = "scene",
+               keep_layers: bool = True) -> SynthSample:
+    """One synthetic image in memory (training can call this directly, no files involved).
+
+    ``keep_layers=False`` leaves ``foregrounds`` empty (they are only needed to check the
+    composite, and cost N full-size colour images)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     w, h = int(size[0]), int(size[1])
@@ -300,7 +312,7 @@ def make_scene(rng: np.random.Generator, size: tuple[int, int] = (512, 512), mod
             objs = _place_random(rng, w, h, n, colours)
             bg = make_background(rng, w, h, None)
         while True:  # drop people who ended up (almost) hidden, then recompose
-            image, vis, fgs, cover, o_alpha, o_colour = _compose(objs, bg)
+            image, vis, cover, o_alpha, o_colour = _compose(objs, bg)
             inst = [o for o in objs if o.instance]
             bad = [k for k, (v, c) in enumerate(zip(vis, cover, strict=True)) if not _visible_enough(v, c, w, h)]
             if not bad:
@@ -317,7 +329,8 @@ def make_scene(rng: np.random.Generator, size: tuple[int, int] = (512, 512), mod
     img8 = np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)
     return SynthSample(
         name="scene", image=img8, alphas=np.stack(vis).astype(np.float32), texts=list(texts),
-        foregrounds=np.stack(fgs), background=bg, others_alpha=o_alpha, others_colour=o_colour, people=people,
+        foregrounds=_straight_colours(objs, w, h) if keep_layers else np.zeros((0, h, w, 3), np.float32),
+        background=bg, others_alpha=o_alpha, others_colour=o_colour, people=people,
     )
 
 
@@ -349,7 +362,7 @@ def write_sample(out: Path, name: str, sample: Sample) -> None:
 def _work(job: tuple[str, int, int, tuple[int, int], str]) -> tuple[str, list[dict]]:
     out, index, seed, size, mode = job
     name = f"{index:06d}"
-    sample = make_scene(image_rng(seed, index), size, mode)
+    sample = make_scene(image_rng(seed, index), size, mode, keep_layers=False)
     write_sample(Path(out), name, sample)
     return name, sample.people
 
