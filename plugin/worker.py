@@ -238,22 +238,46 @@ def _selection_bounds(alpha_u8: np.ndarray, offset: tuple[float, float]) -> tupl
 # ---- the subprocess protocol for GIMP 2.10 ---------------------------------------------------
 
 
-def to_rgb_u8(raw: bytes, width: int, height: int, channels: int, bytes_per_channel: int = 1) -> np.ndarray:
-    """GIMP 2.10 pixel-region bytes (GRAY, GRAYA, RGB or RGBA; 8/16-bit int or 32-bit float)
-    as (H, W, 3) uint8."""
-    dtype = {1: np.uint8, 2: np.uint16, 4: np.float32}.get(bytes_per_channel)
-    if dtype is None or channels not in (1, 2, 3, 4):
-        raise JobError(f"unsupported pixel layout: {channels} channels of {bytes_per_channel} bytes")
+#: GIMP 2.10 sample types (from the image precision) -> numpy type and the value of "1.0".
+SAMPLES: dict[str, tuple[type, float]] = {
+    "u8": (np.uint8, 255.0), "u16": (np.uint16, 65535.0), "u32": (np.uint32, 4294967295.0),
+    "half": (np.float16, 1.0), "float": (np.float32, 1.0), "double": (np.float64, 1.0),
+}
+
+
+def _srgb_from_linear(x: np.ndarray) -> np.ndarray:
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(np.maximum(x, 0.0031308), 1 / 2.4) - 0.055)
+
+
+def to_rgb_u8(raw: bytes, width: int, height: int, channels: int, sample: str = "u8", linear: bool = False) -> np.ndarray:
+    """GIMP 2.10 pixel-region bytes (GRAY, GRAYA, RGB or RGBA in any precision) as the
+    perceptual (H, W, 3) uint8 the model was trained on; linear-light data is sRGB-encoded."""
+    if sample not in SAMPLES or channels not in (1, 2, 3, 4):
+        raise JobError(f"unsupported pixel layout: {channels} channels of '{sample}' samples")
+    dtype, one = SAMPLES[sample]
     arr = np.frombuffer(raw, dtype=dtype)
     if arr.size != width * height * channels:
         raise JobError(f"pixel data holds {arr.size} values, expected {width}x{height}x{channels}")
     arr = arr.reshape(height, width, channels)
-    if dtype is np.uint16:
-        arr = (arr.astype(np.float32) / 257.0).round().astype(np.uint8)
-    elif dtype is np.float32:
-        arr = (np.clip(arr, 0, 1) * 255.0).round().astype(np.uint8)
     colour = arr[..., :1] if channels in (1, 2) else arr[..., :3]
+    if sample != "u8" or linear:
+        x = np.clip(colour.astype(np.float64) / one, 0.0, 1.0)
+        colour = np.rint((_srgb_from_linear(x) if linear else x) * 255.0).astype(np.uint8)
     return np.ascontiguousarray(np.repeat(colour, 3, axis=2) if colour.shape[2] == 1 else colour)
+
+
+def encode_alpha(alpha_u8: np.ndarray, sample: str = "u8") -> bytes:
+    """The matte as raw samples of a GIMP 2.10 mask/channel of that precision (coverage, so
+    the same value in linear and perceptual images)."""
+    if sample not in SAMPLES:
+        raise JobError(f"unsupported mask sample type '{sample}'")
+    dtype, one = SAMPLES[sample]
+    if sample == "u8":
+        return np.ascontiguousarray(alpha_u8, np.uint8).tobytes()
+    values = alpha_u8.astype(np.float64) / 255.0 * one
+    if np.issubdtype(dtype, np.integer):
+        values = np.rint(values)
+    return values.astype(dtype).tobytes()
 
 
 def job_from_request(folder: Path) -> tuple[Job, str | None]:
@@ -261,7 +285,7 @@ def job_from_request(folder: Path) -> tuple[Job, str | None]:
     req = json.loads((folder / "request.json").read_text(encoding="utf-8"))
     raw = (folder / req["pixels"]).read_bytes()
     image = to_rgb_u8(raw, int(req["width"]), int(req["height"]), int(req["channels"]),
-                      int(req.get("bytes_per_channel", 1)))
+                      str(req.get("sample", "u8")), bool(req.get("linear", False)))
     paths = [
         PathData(p["name"], tuple(StrokeData(s["anchors"], s.get("samples", ()), s.get("closed", False))
                                   for s in p["strokes"]))
@@ -279,11 +303,13 @@ def answer_request(folder: Path, engine_factory: EngineFactory | None = None) ->
     """Run a request folder and write ``response.json``; errors become ``{"ok": false}``."""
     try:
         job, models = job_from_request(folder)
+        sample = str(json.loads((folder / "request.json").read_text(encoding="utf-8")).get("sample", "u8"))
         out = run_job(job, models, engine_factory)
-        (folder / "alpha.raw").write_bytes(out.alpha.tobytes())
+        (folder / "alpha.raw").write_bytes(encode_alpha(out.alpha, sample))
         resp: dict[str, Any] = {
             "ok": True,
             "alpha": "alpha.raw",
+            "alpha_sample": sample,
             "width": int(out.alpha.shape[1]),
             "height": int(out.alpha.shape[0]),
             "parasites": {k: v.decode("ascii") for k, v in out.parasites.items()},

@@ -23,6 +23,7 @@ WORK_IN_ROOT = "/tmp/dfimat-gimp3"
 SRC_IN_ROOT = "/opt/dfimat-src"
 MODELS_IN_ROOT = "/opt/dfimat-models"
 PROFILE_IN_ROOT = "/root/.config/GIMP/3.0"
+TRACE_IN_ROOT = WORK_IN_ROOT + "/trace.log"
 
 
 class GimpRootError(RuntimeError):
@@ -52,10 +53,11 @@ class GimpRoot:
                               env=dict(os.environ, IN_ROOT_ENV=env))
 
     def batch(self, script: str, timeout: int = 600) -> subprocess.CompletedProcess:
-        """Run a Python batch script (a file in the work folder) in gimp-console-3.0."""
+        """Run a Python batch script (a file in the work folder) in gimp-console-3.0, with the
+        plug-in logging every change it makes to an image (DFIMAT_TRACE) to trace.log."""
         code = f'exec(open("{WORK_IN_ROOT}/{script}").read())'
         return self.run("gimp-console-3.0", "-i", "--batch-interpreter=python-fu-eval", "-b", code, "--quit",
-                        timeout=timeout)
+                        timeout=timeout, env=f"DFIMAT_TRACE={TRACE_IN_ROOT}")
 
 
 def make_root() -> GimpRoot:
@@ -114,6 +116,7 @@ W = "%(work)s"
 P = json.load(open(W + "/params.json"))
 OUT = {}
 PDB = Gimp.get_pdb()
+RUNS = [P["first_run"]]
 
 def new_image(name="people"):
     w, h = P["width"], P["height"]
@@ -142,13 +145,18 @@ def run(img, layer, **props):
     cfg.set_core_object_array("drawables", [layer])
     for k, v in props.items():
         cfg.set_property(k, v)
+    RUNS[0] += 1
+    with open(W + "/trace.log", "a") as f:
+        f.write("== run %%d\n" %% RUNS[0])
+    img.clean_all()
     res = proc.run(cfg)
     status = res.index(0)
-    out = {"ok": status == Gimp.PDBStatusType.SUCCESS, "status": str(status)}
+    out = {"ok": status == Gimp.PDBStatusType.SUCCESS, "status": str(status), "run": RUNS[0]}
     if out["ok"]:
         out["round"], out["message"] = res.index(1), res.index(2)
     else:
-        out["error"] = PDB.get_last_error()
+        out["error"] = PDB.get_last_error()  # before any other PDB call replaces it
+    out["dirty"] = img.is_dirty()
     return out
 
 def gray(drawable, fmt=None):
@@ -224,6 +232,19 @@ json.dump(OUT, open(W + "/session_b.json", "w"))
 '''
 
 
+def read_trace(root: GimpRoot) -> dict[int, list[str]]:
+    """The plug-in's changes to images, by run number (as numbered by the batch scripts)."""
+    runs: dict[int, list[str]] = {}
+    current = None
+    for line in (root.work / "trace.log").read_text().splitlines():
+        if line.startswith("== run "):
+            current = int(line.split()[-1])
+            runs[current] = []
+        elif current is not None:
+            runs[current].append(line)
+    return runs
+
+
 def write_session(root: GimpRoot, picture: np.ndarray) -> None:
     """The work folder: the picture, the inputs and both batch scripts."""
     shutil.rmtree(root.work, ignore_errors=True)
@@ -234,5 +255,5 @@ def write_session(root: GimpRoot, picture: np.ndarray) -> None:
               "selection": SELECTION, "round2_bg_click": ROUND2_BG_CLICK}
     (root.work / "params.json").write_text(json.dumps(params))
     common = COMMON % {"work": WORK_IN_ROOT}
-    (root.work / "session_a.py").write_text(common + SESSION_A)
-    (root.work / "session_b.py").write_text(common + SESSION_B)
+    (root.work / "session_a.py").write_text(common.replace('P["first_run"]', "0") + SESSION_A)
+    (root.work / "session_b.py").write_text(common.replace('P["first_run"]', "100") + SESSION_B)

@@ -48,10 +48,10 @@ def support(tmp_path_factory) -> Path:
     return d
 
 
-def picture(g2, w=60, h=40, layer_type=0, offsets=(0, 0), image_size=None):
+def picture(g2, w=60, h=40, layer_type=0, offsets=(0, 0), image_size=None, precision=150):
     gimp = sys.modules["gimp"]
     iw, ih = image_size or (w, h)
-    img = gimp.Image(iw, ih, 1 if layer_type in (2, 3) else 0)
+    img = gimp.Image(iw, ih, 1 if layer_type in (2, 3) else 0, precision)
     layer = gimp.Layer(img, "people", w, h, layer_type)
     layer.pixels[:] = np.random.default_rng(0).integers(0, 256, layer.pixels.shape, dtype=np.uint8)
     layer.offsets = offsets
@@ -137,6 +137,18 @@ def test_gray_layer_and_a_layer_mask_as_the_target(g2, support: Path) -> None:
     assert json.loads(layer.parasite_find("dfimat-state.1").data)["round"] == 2
 
 
+def test_sixteen_bit_linear_image(g2, support: Path) -> None:
+    img, layer = picture(g2, precision=200)  # U16_LINEAR: 6 bytes per RGB pixel
+    assert layer.bpp == 6
+    img.add_vectors("fg").add_stroke([(10, 10)])
+    g2.dfimat_matte(img, layer, support_dir=str(support))
+    mask = layer.mask.pixels.view(np.uint16)[..., 0]
+    assert mask[10, 10] == 65535 and mask[30, 50] == 0
+    g2.dfimat_matte(img, layer, output=1, support_dir=str(support))
+    new = img.layers[0].pixels.view(np.uint16)
+    assert new[10, 10].tolist() == [65535] * 3 and new[30, 50].tolist() == [0] * 3
+
+
 def test_errors_leave_the_image_unchanged(g2, support: Path, tmp_path: Path) -> None:
     img, layer = picture(g2)
     steps = len(img.undo.steps)
@@ -210,3 +222,28 @@ def test_the_file_is_python2_syntax() -> None:
                               str(PLUGIN_FILE)], capture_output=True, text=True, env=env)
         if "command not found" not in res.stderr:
             assert res.returncode == 0, res.stderr
+
+
+def test_real_engine_through_the_worker(g2, exported_small_models, tmp_path: Path) -> None:
+    """The real ONNX engine behind the GIMP 2.10 plug-in: the mask is the engine's matte."""
+    from plugin.engine import MattingEngine
+    from plugin.gimp_inputs import state_from_parasites
+    from plugin.prompts import Prompts
+    from plugin.state import RoundState
+
+    d = tmp_path / "support"
+    shutil.copytree(ROOT / "plugin", d / "plugin", ignore=shutil.ignore_patterns("__pycache__", "gimp2", "gimp3"))
+    models = exported_small_models.models_dir
+    (d / "worker.json").write_text(json.dumps({"python": sys.executable, "support": str(d), "models": str(models)}))
+    img, layer = picture(g2, 64, 48)
+    add_inputs(img)
+    resp = g2.dfimat_matte(img, layer, description="the person on the left", support_dir=str(d))
+    assert resp["round"] == 1 and "small model on cpu" in resp["message"]
+    data = {k: p.data.encode("ascii") for k, p in layer.parasites.items()}
+    state = RoundState.from_bytes(state_from_parasites(data))
+    assert state.inputs.texts == ("the person on the left",)
+    engine = MattingEngine(models, device="cpu")
+    rgb = np.ascontiguousarray(layer.pixels[..., :3])
+    want = np.clip(np.rint(engine.matte(rgb, Prompts.from_dict(state.inputs.to_dict())).alpha * 255), 0, 255)
+    diff = np.abs(mask_of(layer).astype(int) - want.astype(int))
+    assert diff.max() <= 1, diff.max()

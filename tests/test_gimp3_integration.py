@@ -6,7 +6,6 @@ the state surviving an XCF save and a reload in a new GIMP process."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +21,7 @@ from tests.gimp3_fixtures import (
     install_into_root,
     make_root,
     people_picture,
+    read_trace,
     write_session,
 )
 
@@ -52,6 +52,7 @@ def gimp3_run(exported_small_models, tmp_path_factory):
     h, w = picture.shape[:2]
     for raw in ("mask1", "mask2", "layer1", "selection1", "mask_loaded"):
         out[raw] = np.frombuffer((root.work / f"{raw}.raw").read_bytes(), np.uint8).reshape(h, w)
+    out["trace"] = read_trace(root)
     # The same second install must change nothing.
     again = install_into_root(root, exported_small_models.models_dir)
     out["install_again"] = again.stdout + again.stderr
@@ -135,15 +136,27 @@ def test_errors_reach_the_user_and_change_nothing(gimp3_run) -> None:
     assert a["after_errors"] == {"mask": False, "parasites": []}
 
 
+def test_each_run_is_one_undo_group_and_failures_touch_nothing(gimp3_run) -> None:
+    a, b = gimp3_run["session_a"], gimp3_run["session_b"]
+    runs = [a[k] for k in ("no_inputs", "outside", "missing_model", "round1", "round2", "as_layer", "as_selection")]
+    runs.append(b["round3"])
+    trace = gimp3_run["trace"]
+    assert sorted(trace) == sorted(r["run"] for r in runs)
+    for r in runs:
+        events = trace[r["run"]]
+        if not r["ok"]:
+            assert events == [] and r["dirty"] is False, (r, events)
+            continue
+        assert r["dirty"] is True
+        assert events[0] == "undo group start" and events[-1] == "undo group end", events
+        assert events.count("undo group start") == 1 and events.count("undo group end") == 1
+        assert "attach parasite dfimat-state" in events and "attach parasite dfimat-state.1" in events
+    assert trace[a["round2"]["run"]][1:3] == ["remove mask", "add mask"]
+
+
 def test_state_survives_xcf_save_and_reload(gimp3_run) -> None:
     a, b = gimp3_run["session_a"], gimp3_run["session_b"]
     assert b["parasites_loaded"] == a["parasites2"]
     assert b["mask_loaded"] and np.array_equal(gimp3_run["mask_loaded"], gimp3_run["mask2"])
     assert b["round3"]["ok"] and b["round3"]["round"] == 3, b["round3"]
 
-
-def test_plugin_never_imports_torch() -> None:
-    root = Path(__file__).resolve().parents[1] / "plugin"
-    for f in list(root.glob("*.py")) + list(root.glob("gimp3/*.py")) + list(root.glob("gimp2/*.py")):
-        text = f.read_text()
-        assert "import torch" not in text and "from model" not in text and "import model" not in text, f

@@ -26,7 +26,16 @@ from plugin.gimp_inputs import (
 )
 from plugin.prompts import Prompts
 from plugin.state import RoundState, image_checksum
-from plugin.worker import Job, JobError, Options, answer_request, resolve_models, run_job, to_rgb_u8
+from plugin.worker import (
+    Job,
+    JobError,
+    Options,
+    answer_request,
+    encode_alpha,
+    resolve_models,
+    run_job,
+    to_rgb_u8,
+)
 
 
 def line(x0, y0, x1, y1, n=20):
@@ -275,9 +284,23 @@ def test_pixel_layouts_become_rgb_u8() -> None:
     out = to_rgb_u8(rgba.tobytes(), 3, 2, 4)
     assert out[0, 0].tolist() == [0, 1, 2]
     u16 = np.full(6, 65535, np.uint16)
-    assert to_rgb_u8(u16.tobytes(), 3, 2, 1, 2).max() == 255
+    assert to_rgb_u8(u16.tobytes(), 3, 2, 1, "u16").max() == 255
+    half = np.full(6, 0.5, np.float16)
+    assert to_rgb_u8(half.tobytes(), 3, 2, 1, "half").max() == 128
+    lin = np.full(6, 0.214, np.float32)  # linear light 0.214 is about sRGB 0.5
+    assert abs(int(to_rgb_u8(lin.tobytes(), 3, 2, 1, "float", linear=True).max()) - 128) <= 1
     with pytest.raises(JobError, match="expected 3x2x3"):
         to_rgb_u8(b"\0" * 5, 3, 2, 3)
+    with pytest.raises(JobError, match="'u12' samples"):
+        to_rgb_u8(b"\0" * 6, 3, 2, 1, "u12")
+
+
+def test_alpha_encoded_in_the_mask_precision() -> None:
+    a = np.array([[0, 128, 255]], np.uint8)
+    assert encode_alpha(a) == a.tobytes()
+    assert np.frombuffer(encode_alpha(a, "u16"), np.uint16).tolist() == [0, 32896, 65535]
+    assert np.frombuffer(encode_alpha(a, "float"), np.float32).tolist() == pytest.approx([0, 128 / 255, 1])
+    assert np.frombuffer(encode_alpha(a, "half"), np.float16)[2] == 1.0
 
 
 def test_request_folder_protocol(models: Path, tmp_path: Path) -> None:
@@ -298,3 +321,14 @@ def test_request_folder_protocol(models: Path, tmp_path: Path) -> None:
     (req / "request.json").write_text(json.dumps(request))
     bad = answer_request(req, FakeEngine)
     assert bad == {"ok": False, "error": bad["error"]} and "no inputs" in bad["error"]
+
+
+def test_the_plugin_code_never_imports_torch_or_model() -> None:
+    """GIMP's Python has no torch: the plug-in's own modules must not need it."""
+    root = Path(__file__).resolve().parents[1]
+    files = [root / "plugin" / "gimp_inputs.py", root / "plugin" / "worker.py", root / "install.py",
+             *sorted((root / "plugin" / "gimp3").glob("*.py")), root / "plugin" / "gimp2" / "dfimat_gimp2.py"]
+    for f in files:
+        for line in f.read_text().splitlines():
+            words = line.split()
+            assert not (words[:1] in (["import"], ["from"]) and words[1].split(".")[0] in ("torch", "model")), (f, line)

@@ -36,6 +36,11 @@ UNNAMED = ("foreground", "background", "ignore")
 STATE_PREFIX = "dfimat-state"
 PARASITE_FLAGS = 3  # PERSISTENT | UNDOABLE: saved in XCF, attaching is part of the undo step
 INTERPOLATE_PRECISION = 1.0
+#: GIMP 2.10 image precisions -> (sample type, linear light); pixel regions hold these samples.
+PRECISIONS = {100: ("u8", True), 150: ("u8", False), 200: ("u16", True), 250: ("u16", False),
+              300: ("u32", True), 350: ("u32", False), 500: ("half", True), 550: ("half", False),
+              600: ("float", True), 650: ("float", False), 700: ("double", True), 750: ("double", False)}
+SAMPLE_BYTES = {"u8": 1, "u16": 2, "u32": 4, "half": 2, "float": 4, "double": 8}
 
 
 class DFIMatError(Exception):
@@ -98,23 +103,33 @@ def target_layer(image, drawable):
     return drawable
 
 
+def pixel_format(image, layer):
+    """(channels, sample type, linear) of the layer's pixel-region data."""
+    channels = (1 if layer.is_gray else 3) + (1 if layer.has_alpha else 0)
+    sample, linear = PRECISIONS.get(pdb.gimp_image_get_precision(image), (None, False))
+    if sample is None or SAMPLE_BYTES[sample] * channels != layer.bpp:
+        raise DFIMatError("unsupported pixel format: %d bytes per pixel for %d channels (precision %s); "
+                          "convert the image to 8-bit (Image > Precision)"
+                          % (layer.bpp, channels, pdb.gimp_image_get_precision(image)))
+    return channels, sample, linear
+
+
 def write_request(folder, image, layer, options, models):
     """The request folder: the layer's raw pixels and everything else as JSON."""
     w, h = layer.width, layer.height
-    channels = (1 if layer.is_gray else 3) + (1 if layer.has_alpha else 0)
-    if layer.bpp % channels:
-        raise DFIMatError("unsupported pixel format (%d bytes for %d channels)" % (layer.bpp, channels))
+    channels, sample, linear = pixel_format(image, layer)
     rgn = layer.get_pixel_rgn(0, 0, w, h, False, False)
     with open(os.path.join(folder, "pixels.raw"), "wb") as f:
         f.write(rgn[0:w, 0:h])
     request = {
-        "width": w, "height": h, "channels": channels, "bytes_per_channel": layer.bpp // channels,
+        "width": w, "height": h, "channels": channels, "sample": sample, "linear": linear,
         "pixels": "pixels.raw", "offset": list(layer.offsets), "paths": read_paths(image),
         "selection": read_selection(image), "parasites": read_state_parasites(layer),
         "options": options, "models": models,
     }
     with open(os.path.join(folder, "request.json"), "wb") as f:
         f.write(json.dumps(request).encode("utf-8"))
+    return sample
 
 
 def run_worker(folder, config, timeout=None):
@@ -164,8 +179,9 @@ def _write_gray(drawable, data, w, h):
     drawable.update(0, 0, w, h)
 
 
-def write_result(image, layer, resp, alpha, output):
-    """The matte and the next round's parasites, as one undo step."""
+def write_result(image, layer, resp, alpha, output, k=1):
+    """The matte (``k`` bytes per sample, the image's precision) and the next round's
+    parasites, as one undo step."""
     w, h = layer.width, layer.height
     pdb.gimp_image_undo_group_start(image)
     try:
@@ -187,18 +203,19 @@ def write_result(image, layer, resp, alpha, output):
             else:
                 rgb = bytearray(len(alpha) * 3)
                 for c in range(3):
-                    rgb[c::3] = alpha
+                    for b in range(k):
+                        rgb[c * k + b::3 * k] = alpha[b::k]
                 _write_gray(new, bytes(rgb), w, h)
         elif output == "selection":
             # Channels are image-sized: place the layer's matte at the layer's offsets.
             iw, ih = image.width, image.height
             ox, oy = layer.offsets
-            full = bytearray(iw * ih)
+            full = bytearray(iw * ih * k)
             for y in range(max(0, oy), min(ih, oy + h)):
                 x0, x1 = max(0, ox), min(iw, ox + w)
                 if x1 > x0:
-                    src = (y - oy) * w + (x0 - ox)
-                    full[y * iw + x0:y * iw + x1] = alpha[src:src + (x1 - x0)]
+                    src = ((y - oy) * w + (x0 - ox)) * k
+                    full[(y * iw + x0) * k:(y * iw + x1) * k] = alpha[src:src + (x1 - x0) * k]
             channel = gimp.Channel(image, "DFIMat matte", iw, ih, 100, (0, 0, 0))
             image.insert_channel(channel, None, 0)
             _write_gray(channel, bytes(full), iw, ih)
@@ -228,14 +245,15 @@ def dfimat_matte(image, drawable, description="", output=0, device=0, model=0, u
     gimp.progress_init("DFIMat: matting '%s'" % layer.name)
     folder = tempfile.mkdtemp(prefix="dfimat-")
     try:
-        write_request(folder, image, layer, options, config.get("models"))
+        sample = write_request(folder, image, layer, options, config.get("models"))
         resp = run_worker(folder, config, timeout)
         with open(os.path.join(folder, resp["alpha"]), "rb") as f:
             alpha = f.read()
-        if len(alpha) != layer.width * layer.height:
-            raise DFIMatError("the engine returned %d matte bytes for a %dx%d layer"
-                              % (len(alpha), layer.width, layer.height))
-        write_result(image, layer, resp, alpha, options["output"])
+        k = SAMPLE_BYTES[sample]
+        if len(alpha) != layer.width * layer.height * k:
+            raise DFIMatError("the engine returned %d matte bytes for a %dx%d layer of '%s' samples"
+                              % (len(alpha), layer.width, layer.height, sample))
+        write_result(image, layer, resp, alpha, options["output"], k)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     gimp.progress_update(1.0)

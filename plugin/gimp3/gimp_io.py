@@ -6,6 +6,8 @@ one undo group, so a failed run leaves the image as it was and a good one is one
 
 from __future__ import annotations
 
+import os
+
 import gi
 
 gi.require_version("Gimp", "3.0")
@@ -87,6 +89,18 @@ def layer_offset(layer: Gimp.Layer) -> tuple[float, float]:
     return (float(x), float(y))
 
 
+#: When set, every change made to an image is logged to this file (troubleshooting, and how
+#: the real-GIMP tests check that a run is one undo group).
+TRACE_ENV = "DFIMAT_TRACE"
+
+
+def _trace(event: str) -> None:
+    path = os.environ.get(TRACE_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(event + "\n")
+
+
 def _write(drawable: Gimp.Drawable, arr: np.ndarray, fmt: str | None = None) -> None:
     h, w = arr.shape
     fmt = fmt or Babl.get_name(drawable.get_format())
@@ -94,6 +108,7 @@ def _write(drawable: Gimp.Drawable, arr: np.ndarray, fmt: str | None = None) -> 
     buf.set(Gegl.Rectangle.new(0, 0, w, h), fmt, np.ascontiguousarray(arr).tobytes())
     buf.flush()
     drawable.update(0, 0, w, h)
+    _trace(f"write pixels {drawable.get_name()}")
 
 
 def _mask_format(mask: Gimp.Drawable) -> str:
@@ -108,12 +123,15 @@ def write_outcome(image: Gimp.Image, layer: Gimp.Layer, outcome: Outcome, output
     alpha = outcome.alpha
     h, w = alpha.shape
     image.undo_group_start()
+    _trace("undo group start")
     try:
         if output == "mask":
             if layer.get_mask() is not None:
                 layer.remove_mask(Gimp.MaskApplyMode.DISCARD)
+                _trace("remove mask")
             mask = layer.create_mask(Gimp.AddMaskType.WHITE)
             layer.add_mask(mask)
+            _trace("add mask")
             _write(mask, alpha, _mask_format(mask))
         elif output == "layer":
             gray = image.get_base_type() == Gimp.ImageBaseType.GRAY
@@ -129,6 +147,7 @@ def write_outcome(image: Gimp.Image, layer: Gimp.Layer, outcome: Outcome, output
             image.insert_layer(new, layer.get_parent(), image.get_item_position(layer))
             ox, oy = layer_offset(layer)
             new.set_offsets(int(ox), int(oy))
+            _trace("add layer")
             _write(new, alpha, "Y' u8")
         elif output == "selection":
             iw, ih = image.get_width(), image.get_height()
@@ -139,14 +158,19 @@ def write_outcome(image: Gimp.Image, layer: Gimp.Layer, outcome: Outcome, output
                 full[y0:y1, x0:x1] = alpha[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
             channel = Gimp.Channel.new(image, "DFIMat matte", iw, ih, 100.0, Gegl.Color.new("black"))
             image.insert_channel(channel, None, 0)
+            _trace("add channel")
             _write(channel, full, _mask_format(channel))
             image.select_item(Gimp.ChannelOps.REPLACE, channel)
             image.remove_channel(channel)
+            _trace("select; remove channel")
         else:
             raise ValueError(f"unknown output {output!r}")
         for name in outcome.detach:
             layer.detach_parasite(name)
+            _trace(f"detach parasite {name}")
         for name, data in outcome.parasites.items():
             layer.attach_parasite(Gimp.Parasite.new(name, STATE_PARASITE_FLAGS, np.frombuffer(data, np.int8).tolist()))
+            _trace(f"attach parasite {name}")
     finally:
         image.undo_group_end()
+        _trace("undo group end")

@@ -134,9 +134,17 @@ class Drawable(Item):
         self.updates += 1
 
 
+#: Bytes per sample of GIMP 2.10's precisions (U8_LINEAR=100 ... DOUBLE_GAMMA=750).
+PRECISION_BYTES = {100: 1, 150: 1, 200: 2, 250: 2, 300: 4, 350: 4, 500: 2, 550: 2, 600: 4, 650: 4, 700: 8, 750: 8}
+
+
+def _sample_bytes(image) -> int:
+    return PRECISION_BYTES[image.precision] if image is not None else 1
+
+
 class Channel(Drawable):
     def __init__(self, image, name, width, height, opacity, color) -> None:
-        super().__init__(image, name, width, height, 1, True, False)
+        super().__init__(image, name, width, height, _sample_bytes(image), True, False)
         self.opacity, self.color = opacity, color
         self.is_layer_mask = False
 
@@ -145,7 +153,8 @@ class Layer(Drawable):
     def __init__(self, image, name, width, height, type=0, opacity=100.0, mode=28) -> None:  # noqa: A002
         gray = type in (2, 3)
         alpha = type in (1, 3)
-        super().__init__(image, name, width, height, (1 if gray else 3) + alpha, gray, alpha)
+        k = _sample_bytes(image)
+        super().__init__(image, name, width, height, ((1 if gray else 3) + alpha) * k, gray, alpha)
         self.type, self.opacity, self.mode = type, opacity, mode
         self.mask: Channel | None = None
         self.parent = None
@@ -154,7 +163,7 @@ class Layer(Drawable):
         m = Channel(self.image, f"{self.name} mask", self.width, self.height, 100, (0, 0, 0))
         m.is_layer_mask = True
         m.layer = self
-        m.pixels[:] = 255 if mask_type == 0 else 0  # ADD_MASK_WHITE = 0, ADD_MASK_BLACK = 1
+        m.pixels[:] = 255 if mask_type == 0 else 0  # ADD_MASK_WHITE = 0, ADD_MASK_BLACK = 1 (u8 view)
         return m
 
     def add_mask(self, mask: Channel) -> None:
@@ -211,8 +220,8 @@ class Vectors(Item):
 
 
 class Image:
-    def __init__(self, width: int, height: int, base_type: int = 0) -> None:
-        self.width, self.height, self.base_type = width, height, base_type
+    def __init__(self, width: int, height: int, base_type: int = 0, precision: int = 150) -> None:
+        self.width, self.height, self.base_type, self.precision = width, height, base_type, precision
         self.layers: list[Layer] = []
         self.channels: list[Channel] = []
         self.vectors: list[Vectors] = []
@@ -280,7 +289,7 @@ class _PDB:
         ox, oy = item.offsets
         sel = np.zeros_like(image.selection)
         h, w = item.height, item.width
-        sel[oy:oy + h, ox:ox + w] = item.pixels[..., 0]
+        sel[oy:oy + h, ox:ox + w] = item.pixels[..., -1]  # the top byte (u8 view of the channel)
         image.selection = sel
         image.undo.push("select item")
 
@@ -297,6 +306,9 @@ class _PDB:
             if image.undo.group:
                 image.undo.steps.append(image.undo.group)
             image.undo.group = None
+
+    def gimp_image_get_precision(self, image: Image) -> int:
+        return image.precision
 
     def gimp_image_get_item_position(self, image: Image, item: Layer) -> int:
         return image.layers.index(item)
