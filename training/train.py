@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     losses = summary.pop("losses")
     if losses:
         summary["first_loss"], summary["final_loss"] = losses[0], losses[-1]
-    print(json.dumps(summary))
+    if summary["rank"] == 0:
+        print(json.dumps(summary))
     return 0
 
 

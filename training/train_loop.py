@@ -151,7 +151,8 @@ def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict
     model = step_mod
     if info.world_size > 1:
         model = torch.nn.parallel.DistributedDataParallel(
-            step_mod, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+            step_mod, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=cfg.stage == "iscn",  # e.g. text layers in a batch without text
         )
     model.train()
 
@@ -206,7 +207,9 @@ def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict
     bar.close()
     if info.world_size > 1:
         dist.barrier()
+        dist.destroy_process_group()
     return {
+        "rank": info.rank,
         "stage": cfg.stage,
         "steps": step,
         "start_step": start_step,
