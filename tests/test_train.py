@@ -120,3 +120,51 @@ def test_perturbed_gt_is_a_plausible_coarse_mask() -> None:
         assert m.shape == gt.shape and m.dtype == np.float32 and 0.0 <= m.min() and m.max() <= 1.0
         inter = ((m > 0.5) & (gt > 0.5)).sum() / max(1, ((m > 0.5) | (gt > 0.5)).sum())
         assert 0.3 < inter < 1.0 or not np.array_equal(m, gt), "changed, but still about the target"
+
+
+def test_coupled_trains_both_networks_in_one_stage(tmp_path: Path) -> None:
+    from model import build_dfimat
+
+    assert main(["iscn", *TINY, "--out", str(tmp_path), "--steps", "1", "--max-rounds", "1", "--coupled"]) == 0
+    (row,) = log(tmp_path, "iscn")
+    assert row["total"] == pytest.approx(row["iscn"] + row["mrn"], rel=1e-5)
+    trained, extra = load_checkpoint(tmp_path / "iscn_last.pt", text_encoder=False)
+    assert extra["coupled"] is True
+    torch.manual_seed(0)  # the run builds its model right after seeding with --seed 0
+    init = build_dfimat("small", text_encoder=False)
+    for part in ("iscn", "mrn"):
+        a, b = getattr(init, part).state_dict(), getattr(trained, part).state_dict()
+        assert any(not torch.equal(a[k], b[k]) for k in a), f"{part} did not move in coupled training"
+
+
+@pytest.mark.parametrize("crm", [True, False])
+def test_no_crm_never_passes_the_previous_mask(crm: bool) -> None:
+    from model import build_dfimat
+    from training.train_data import InstanceDataset, collate
+    from training.train_steps import RoundPlan, simulate_rounds
+
+    gt = np.zeros((96, 96), np.float32)
+    gt[20:80, 30:60] = 1.0
+
+    class S:
+        name, image, alphas, texts = "s", np.full((96, 96, 3), 90, np.uint8), gt[None], [None]
+
+    batch = collate([InstanceDataset([S()], 96)[0]])
+    cfg = TrainConfig(stage="iscn", out="x", synth="scene", steps=1, inputs=["click"], crm=crm, negative_prob=0.0)
+    net = build_dfimat("small", text_encoder=False).eval()
+    seen: list[object] = []
+    decode = net.iscn.decode
+
+    def spy(feats, prompts, prev_mask=None):
+        seen.append(prev_mask)
+        return decode(feats, prompts, prev_mask)
+
+    net.iscn.decode = spy  # type: ignore[method-assign]
+    plan = RoundPlan(batch, cfg, np.random.default_rng(0), negatives=False)
+    with torch.no_grad():
+        prompts, prev = simulate_rounds(net, net.iscn.encode_image(batch.images), plan, 3, crm)
+    assert len(seen) == 2 and len(prompts[0].clicks) > 3, "rounds 1 and 2 ran and round 3 added inputs"
+    if crm:
+        assert seen[0] is None and seen[1] is not None and prev is not None
+    else:
+        assert seen == [None, None] and prev is None
