@@ -62,6 +62,16 @@ def test_conn_shifted_edge_by_hand() -> None:
     assert conn(pred, gt) == pytest.approx(1e-3)
 
 
+def test_conn_legacy_background_mode_by_hand() -> None:
+    gt = np.array([[1.0, 1.0, 0.0, 0.0]])
+    pred = np.array([[1.0, 0.0, 0.0, 0.0]])
+    # The port's getLargestCC counts label 0: the background {1, 2, 3} (3 px) beats {0} (1 px),
+    # so omega = {1, 2, 3}: pixel 0 drops at t=0.1 (level 0), the rest keep level 1.
+    # d_pred = [1, -1, -1, -1] -> phi_pred = [0, 1, 1, 1]; d_gt = [1, 0, -1, -1] -> phi_gt the same.
+    assert conn(pred, gt, legacy_background=True) == 0.0
+    assert conn(pred, gt) == pytest.approx(1e-3)
+
+
 def test_conn_soft_break_by_hand() -> None:
     gt = np.ones((1, 4))
     pred = np.array([[1.0, 0.35, 1.0, 1.0]])

@@ -126,30 +126,37 @@ def grad(pred: np.ndarray, gt: np.ndarray, region: np.ndarray | None = None, sig
     return float(err[r].sum() / THOUSAND)
 
 
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    """The largest 4-connected component of a boolean mask (all False when the mask is empty)."""
+def largest_component(mask: np.ndarray, count_background: bool = False) -> np.ndarray:
+    """The largest 4-connected component of a boolean mask (all False when the mask is empty).
+
+    ``count_background=True`` lets the background (label 0) compete too, as the common Python
+    port's ``getLargestCC`` does by accident; only for reproducing numbers made with it."""
     m = np.ascontiguousarray(mask, dtype=np.uint8)
     n, labels = cv2.connectedComponents(m, connectivity=4)
-    if n <= 1:
-        return np.zeros(m.shape, dtype=bool)
     counts = np.bincount(labels.ravel(), minlength=n)
-    counts[0] = 0  # label 0 is the background
+    if not count_background:
+        if n <= 1:
+            return np.zeros(m.shape, dtype=bool)
+        counts[0] = 0  # label 0 is the background
     return labels == int(np.argmax(counts))
 
 
-def conn(pred: np.ndarray, gt: np.ndarray, region: np.ndarray | None = None, step: float = CONN_STEP) -> float:
+def conn(pred: np.ndarray, gt: np.ndarray, region: np.ndarray | None = None, step: float = CONN_STEP,
+         legacy_background: bool = False) -> float:
     """Connectivity error (Rhemann et al. 2009, as coded by Deep Image Matting), divided by 1000.
 
     For thresholds t_k = k * step (k = 1 .. 1/step), a pixel's level l is the last threshold
     t_{k-1} at which it still belonged to the largest 4-connected component of
     (pred >= t_k) & (gt >= t_k); pixels never dropped get l = 1. With d = alpha - l,
-    phi = 1 - d * (d >= 0.15), and the error is sum over the region of |phi_pred - phi_gt|."""
+    phi = 1 - d * (d >= 0.15), and the error is sum over the region of |phi_pred - phi_gt|.
+    ``legacy_background=True`` reproduces the widespread Python port that lets the background
+    win as "largest component" (docs/metrics.md); the default follows the MATLAB original."""
     p, g, r = _check(pred, gt, region)
     n_steps = int(round(1.0 / step))
     level = np.full(p.shape, -1.0)
     for k in range(1, n_steps + 1):
         t = k * step
-        omega = largest_component((p >= t) & (g >= t))
+        omega = largest_component((p >= t) & (g >= t), count_background=legacy_background)
         level[(level == -1.0) & ~omega] = (k - 1) * step
     level[level == -1.0] = 1.0
     dp = p - level
