@@ -162,7 +162,8 @@ def _place_random(rng: np.random.Generator, w: int, h: int, n: int, colours: lis
     for k in range(n):
         kind = _pick_kind(rng)
         px = rng.uniform(0.3, 0.95) * h
-        feet = (rng.uniform(0.05, 0.95) * w, rng.uniform(0.45, 1.15) * px + rng.uniform(0, h - 0.45 * px))
+        top = rng.uniform(-0.25 * px, h - 0.55 * px)  # anywhere, as long as most of the figure is in frame
+        feet = (rng.uniform(0.05, 0.95) * w, top + px)
         layer = render_figure(rng, px, feet, _style(rng, colours[k]))
         objs.append(_Obj(float(k), layer, True, {"kind": kind, "colour": colours[k], "height_px": px,
                                                  "feet": list(feet)}))
