@@ -100,6 +100,11 @@ def people_picture(width: int = 160, height: int = 120) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+def gray_of(picture: np.ndarray) -> np.ndarray:
+    """The grayscale version of the picture the grayscale-image run uses."""
+    return np.ascontiguousarray(picture.mean(axis=2).round().astype(np.uint8))
+
+
 #: The user's inputs, in image pixels: what the batch script draws and the tests expect back.
 FG_CLICK = (50.0, 60.0)
 BG_SCRIBBLE = ((100.0, 45.0), (104.0, 100.0))
@@ -109,8 +114,8 @@ ROUND2_BG_CLICK = (70.0, 90.0)
 COMMON = r'''
 import json, os
 import gi
-gi.require_version("Gimp", "3.0"); gi.require_version("Gegl", "0.4")
-from gi.repository import Gimp, Gegl, Gio
+gi.require_version("Gimp", "3.0"); gi.require_version("Gegl", "0.4"); gi.require_version("Babl", "0.1")
+from gi.repository import Gimp, Gegl, Gio, Babl
 import numpy as np
 W = "%(work)s"
 P = json.load(open(W + "/params.json"))
@@ -118,14 +123,19 @@ OUT = {}
 PDB = Gimp.get_pdb()
 RUNS = [P["first_run"]]
 
-def new_image(name="people"):
+def new_image(name="people", gray=False, precision=None):
     w, h = P["width"], P["height"]
-    img = Gimp.Image.new(w, h, Gimp.ImageBaseType.RGB)
-    layer = Gimp.Layer.new(img, name, w, h, Gimp.ImageType.RGB_IMAGE, 100, Gimp.LayerMode.NORMAL)
+    base = Gimp.ImageBaseType.GRAY if gray else Gimp.ImageBaseType.RGB
+    if precision is None:
+        img = Gimp.Image.new(w, h, base)
+    else:
+        img = Gimp.Image.new_with_precision(w, h, base, precision)
+    kind = Gimp.ImageType.GRAY_IMAGE if gray else Gimp.ImageType.RGB_IMAGE
+    layer = Gimp.Layer.new(img, name, w, h, kind, 100, Gimp.LayerMode.NORMAL)
     img.insert_layer(layer, None, 0)
-    raw = open(W + "/image.raw", "rb").read()
+    raw = open(W + ("/gray.raw" if gray else "/image.raw"), "rb").read()
     buf = layer.get_buffer()
-    buf.set(Gegl.Rectangle.new(0, 0, w, h), "R'G'B' u8", raw)
+    buf.set(Gegl.Rectangle.new(0, 0, w, h), "Y' u8" if gray else "R'G'B' u8", raw)
     buf.flush()
     return img, layer
 
@@ -216,6 +226,17 @@ OUT["as_selection"] = run(img, layer, output="selection", **{"start-over": True}
 save("selection1.raw", gray(img.get_selection()))
 OUT["as_selection_mask"] = layer.get_mask() is not None
 img.delete()
+
+# Any precision and grayscale: a 16-bit linear RGB copy and a grayscale picture, round 1 each.
+for key, kwargs in (("u16_linear", {"precision": Gimp.Precision.U16_LINEAR}), ("gray", {"gray": True})):
+    img, layer = new_image(**kwargs)
+    add_path(img, "fg person", [P["fg_click"]])
+    add_path(img, "bg other", P["bg_scribble"])
+    img.select_rectangle(Gimp.ChannelOps.REPLACE, *P["selection"])
+    OUT[key] = run(img, layer)
+    OUT[key + "_mask_format"] = Babl.get_name(layer.get_mask().get_format())
+    save(key + ".raw", gray(layer.get_mask()))
+    img.delete()
 json.dump(OUT, open(W + "/session_a.json", "w"))
 '''
 
@@ -251,6 +272,7 @@ def write_session(root: GimpRoot, picture: np.ndarray) -> None:
     root.work.mkdir(parents=True)
     h, w = picture.shape[:2]
     (root.work / "image.raw").write_bytes(np.ascontiguousarray(picture).tobytes())
+    (root.work / "gray.raw").write_bytes(gray_of(picture).tobytes())
     params = {"width": w, "height": h, "fg_click": FG_CLICK, "bg_scribble": BG_SCRIBBLE,
               "selection": SELECTION, "round2_bg_click": ROUND2_BG_CLICK}
     (root.work / "params.json").write_text(json.dumps(params))

@@ -15,9 +15,12 @@ from plugin.state import RoundState
 from tests.gimp3_fixtures import (
     BG_SCRIBBLE,
     FG_CLICK,
+    PROFILE_IN_ROOT,
     ROUND2_BG_CLICK,
     SELECTION,
+    SRC_IN_ROOT,
     GimpRootError,
+    gray_of,
     install_into_root,
     make_root,
     people_picture,
@@ -50,12 +53,14 @@ def gimp3_run(exported_small_models, tmp_path_factory):
         out[name] = json.loads((root.work / f"{name}.json").read_text())
         out[f"{name}_log"] = r.stdout + r.stderr
     h, w = picture.shape[:2]
-    for raw in ("mask1", "mask2", "layer1", "selection1", "mask_loaded"):
+    for raw in ("mask1", "mask2", "layer1", "selection1", "mask_loaded", "u16_linear", "gray"):
         out[raw] = np.frombuffer((root.work / f"{raw}.raw").read_bytes(), np.uint8).reshape(h, w)
     out["trace"] = read_trace(root)
     # The same second install must change nothing.
     again = install_into_root(root, exported_small_models.models_dir)
     out["install_again"] = again.stdout + again.stderr
+    check = root.run("python3", f"{SRC_IN_ROOT}/install.py", "--check", "--gimp-dir", PROFILE_IN_ROOT)
+    out["check"] = (check.returncode, check.stdout + check.stderr)
     return out
 
 
@@ -85,6 +90,13 @@ def assert_close(got: np.ndarray, want: np.ndarray) -> None:
 def test_install_in_the_root_is_idempotent(gimp3_run) -> None:
     assert "onnxruntime" in gimp3_run["install"] or "change(s)" in gimp3_run["install"]
     assert gimp3_run["install_again"].strip().endswith("nothing to change"), gimp3_run["install_again"]
+    rc, text = gimp3_run["check"]
+    assert rc == 0, text
+    assert "gimp-console-3.0: GNU Image Manipulation Program version 3.0" in text
+    assert f"GIMP 3.0 profile {PROFILE_IN_ROOT}: installed" in text and "models: small" in text
+    for line in ("onnxruntime 1.", "numpy 2.", "cv2 4.", "tokenizers 0."):
+        assert f"\n  {line}" in text, text
+    assert "CPUExecutionProvider" in text
 
 
 def test_round_one_inputs_state_and_mask_match_the_engine(gimp3_run, engine) -> None:
@@ -127,6 +139,17 @@ def test_new_layer_and_selection_outputs(gimp3_run) -> None:
     assert_close(gimp3_run["selection1"], gimp3_run["mask1"])
 
 
+def test_sixteen_bit_linear_and_grayscale_images(gimp3_run, engine) -> None:
+    a = gimp3_run["session_a"]
+    assert a["u16_linear"]["ok"] and a["u16_linear_mask_format"] == "Y u16", a["u16_linear"]
+    assert_close(gimp3_run["u16_linear"], gimp3_run["mask1"])  # same pixels, same matte
+    assert a["gray"]["ok"], a["gray"]
+    s1 = state_of(a["parasites1"])
+    g = gray_of(gimp3_run["picture"])
+    want = expected_alpha(engine, np.repeat(g[..., None], 3, axis=2), s1.inputs)
+    assert_close(gimp3_run["gray"], want)
+
+
 def test_errors_reach_the_user_and_change_nothing(gimp3_run) -> None:
     a = gimp3_run["session_a"]
     assert not a["no_inputs"]["ok"] and "no inputs" in a["no_inputs"]["error"]
@@ -138,7 +161,8 @@ def test_errors_reach_the_user_and_change_nothing(gimp3_run) -> None:
 
 def test_each_run_is_one_undo_group_and_failures_touch_nothing(gimp3_run) -> None:
     a, b = gimp3_run["session_a"], gimp3_run["session_b"]
-    runs = [a[k] for k in ("no_inputs", "outside", "missing_model", "round1", "round2", "as_layer", "as_selection")]
+    runs = [a[k] for k in ("no_inputs", "outside", "missing_model", "round1", "round2", "as_layer", "as_selection",
+                           "u16_linear", "gray")]
     runs.append(b["round3"])
     trace = gimp3_run["trace"]
     assert sorted(trace) == sorted(r["run"] for r in runs)

@@ -101,9 +101,8 @@ def _trace(event: str) -> None:
             f.write(event + "\n")
 
 
-def _write(drawable: Gimp.Drawable, arr: np.ndarray, fmt: str | None = None) -> None:
+def _write(drawable: Gimp.Drawable, arr: np.ndarray, fmt: str) -> None:
     h, w = arr.shape
-    fmt = fmt or Babl.get_name(drawable.get_format())
     buf = drawable.get_buffer()
     buf.set(Gegl.Rectangle.new(0, 0, w, h), fmt, np.ascontiguousarray(arr).tobytes())
     buf.flush()
@@ -111,11 +110,15 @@ def _write(drawable: Gimp.Drawable, arr: np.ndarray, fmt: str | None = None) -> 
     _trace(f"write pixels {drawable.get_name()}")
 
 
-def _mask_format(mask: Gimp.Drawable) -> str:
-    # Masks are linear "Y u8" even in perceptual images; a 16/32-bit mask gets the values
-    # converted from our 8-bit linear data (the matte is a coverage, not a colour).
-    name = Babl.get_name(mask.get_format())
-    return name if name.endswith(" u8") else "Y u8"
+def _gray_u8_like(drawable: Gimp.Drawable) -> str:
+    """An 8-bit gray Babl format with the drawable's own tone curve ("Y", "Y'" or "Y~").
+
+    The matte is coverage: writing it with the drawable's TRC stores the numbers unchanged in
+    any precision (masks are linear "Y" even in perceptual images; a linear image's layers are
+    linear), where a TRC mismatch would gamma-shift every value."""
+    component = Babl.get_name(drawable.get_format()).split(" ")[0]
+    trc = "'" if "'" in component else "~" if "~" in component else ""
+    return f"Y{trc} u8"
 
 
 def write_outcome(image: Gimp.Image, layer: Gimp.Layer, outcome: Outcome, output: str) -> None:
@@ -132,7 +135,7 @@ def write_outcome(image: Gimp.Image, layer: Gimp.Layer, outcome: Outcome, output
             mask = layer.create_mask(Gimp.AddMaskType.WHITE)
             layer.add_mask(mask)
             _trace("add mask")
-            _write(mask, alpha, _mask_format(mask))
+            _write(mask, alpha, _gray_u8_like(mask))
         elif output == "layer":
             gray = image.get_base_type() == Gimp.ImageBaseType.GRAY
             new = Gimp.Layer.new(
@@ -148,7 +151,7 @@ def write_outcome(image: Gimp.Image, layer: Gimp.Layer, outcome: Outcome, output
             ox, oy = layer_offset(layer)
             new.set_offsets(int(ox), int(oy))
             _trace("add layer")
-            _write(new, alpha, "Y' u8")
+            _write(new, alpha, _gray_u8_like(new))
         elif output == "selection":
             iw, ih = image.get_width(), image.get_height()
             full = np.zeros((ih, iw), np.uint8)
@@ -159,7 +162,7 @@ def write_outcome(image: Gimp.Image, layer: Gimp.Layer, outcome: Outcome, output
             channel = Gimp.Channel.new(image, "DFIMat matte", iw, ih, 100.0, Gegl.Color.new("black"))
             image.insert_channel(channel, None, 0)
             _trace("add channel")
-            _write(channel, full, _mask_format(channel))
+            _write(channel, full, _gray_u8_like(channel))
             image.select_item(Gimp.ChannelOps.REPLACE, channel)
             image.remove_channel(channel)
             _trace("select; remove channel")
