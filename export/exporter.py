@@ -67,9 +67,31 @@ def _check_fp32(name: str, net: DFIMat, path: Path) -> float:
     return diff
 
 
+def _add_fp16(name: str, net: DFIMat, path: Path, graph: dict[str, Any], checks: dict[str, Any],
+              opts: ExportOptions) -> None:
+    """Write the fp16 copy of ``path``; keep it only within ``FP16_RELATIVE_BOUND`` of PyTorch
+    (without checks it is kept unverified, and the manifest records no fp16 figure)."""
+    half = path.with_name(f"{name}.fp16.onnx")
+    optimize.to_fp16(path, half)
+    if not opts.check:
+        graph["fp16_file"] = half.name
+        return
+    rel = parity.max_abs_diff(name, net, half, relative=True)
+    checks.setdefault(name, {})["fp16_max_rel_diff"] = rel
+    if rel <= parity.FP16_RELATIVE_BOUND:
+        graph["fp16_file"] = half.name
+        opts.log(f"  fp16 copy kept: max relative diff {rel:.3g}")
+    else:
+        half.unlink()
+        opts.log(f"  fp16 copy dropped: max relative diff {rel:.3g} > {parity.FP16_RELATIVE_BOUND:g}")
+
+
 def export_models(opts: ExportOptions) -> dict[str, Any]:
     """Export the checkpoint to ``opts.out``; returns the manifest written there."""
     ckpt = Path(opts.checkpoint)
+    out = Path(opts.out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_NAME).is_file())):
+        raise ExportError(f"{out} exists and is not a models folder (no {MANIFEST_NAME}); choose an empty folder")
     try:
         net, extra = load_checkpoint(ckpt)
     except (FileNotFoundError, ValueError) as exc:
@@ -78,9 +100,6 @@ def export_models(opts: ExportOptions) -> dict[str, Any]:
     if opts.variant and opts.variant != variant:
         raise ExportError(f"checkpoint {ckpt} holds variant {variant!r}, not the requested {opts.variant!r}")
     net.eval()
-    out = Path(opts.out)
-    if out.exists() and any(out.iterdir()) and not (out / MANIFEST_NAME).is_file():
-        raise ExportError(f"{out} exists and is not a models folder (no {MANIFEST_NAME}); choose an empty folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -118,16 +137,7 @@ def _export_into(net: DFIMat, extra: dict[str, Any], ckpt: Path, stage: Path, op
             checks[name] = {"fp32_max_abs_diff": _check_fp32(name, net, path)}
             log(f"  parity fp32: max |onnx - torch| = {checks[name]['fp32_max_abs_diff']:.3g}")
         if opts.fp16 and name in FP16_GRAPHS:
-            half = stage / f"{name}.fp16.onnx"
-            optimize.to_fp16(path, half)
-            rel = parity.max_abs_diff(name, net, half, relative=True)
-            checks.setdefault(name, {})["fp16_max_rel_diff"] = rel
-            if rel <= parity.FP16_RELATIVE_BOUND:
-                graphs[name]["fp16_file"] = half.name
-                log(f"  fp16 copy kept: max relative diff {rel:.3g}")
-            else:
-                half.unlink()
-                log(f"  fp16 copy dropped: max relative diff {rel:.3g} > {parity.FP16_RELATIVE_BOUND:g}")
+            _add_fp16(name, net, path, graphs[name], checks, opts)
         log(f"  {name} done in {time.perf_counter() - t0:.1f} s")
     shutil.rmtree(raw_dir)
 

@@ -94,6 +94,29 @@ class GraphSpec:
     dynamic_axes: dict[str, dict[int, str]]
 
 
+#: Input and output names of every graph (what the engine feeds and reads).
+GRAPH_IO: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "image_encoder": (("image",), ("level32", "level16", "level8", "mask_features")),
+    "prompt_decoder": (
+        ("level32", "level16", "level8", "mask_features", "points", "kinds", "labels", "valid",
+         "text_hidden", "text_mask", "prev_prob", "prev_valid"),
+        ("low_res_logits", "class_logit", "conflict_map"),
+    ),
+    "text_encoder": (("ids", "mask"), ("hidden",)),
+    "mrn": (("image", "coarse"), ("alpha",)),
+}
+
+_WRAPPERS = {"image_encoder": ImageEncoderGraph, "prompt_decoder": PromptDecoderGraph,
+             "text_encoder": TextEncoderGraph, "mrn": MRNGraph}
+
+
+def graph_module(name: str, net: DFIMat) -> nn.Module:
+    """The PyTorch module behind graph ``name`` (eval mode)."""
+    if name not in _WRAPPERS:
+        raise ValueError(f"unknown graph {name!r}; choose one of {sorted(_WRAPPERS)}")
+    return _WRAPPERS[name](net).eval()
+
+
 def graph_specs(net: DFIMat) -> dict[str, GraphSpec]:
     """Example inputs of every graph, shaped as the engine feeds them."""
     s = net.config.image_size
@@ -101,43 +124,33 @@ def graph_specs(net: DFIMat) -> dict[str, GraphSpec]:
     g = torch.Generator().manual_seed(0)
     image = torch.rand(1, 3, s, s, generator=g)
     with torch.no_grad():
-        levels = ImageEncoderGraph(net).eval()(image)
+        levels = graph_module("image_encoder", net)(image)
     p, t = 3, 5
-    points = torch.rand(1, p, POINTS_PER_PROMPT, 2, generator=g)
-    kinds = torch.tensor([[0, 1, 2]], dtype=torch.int64)
-    labels = torch.tensor([[1, 0, 1]], dtype=torch.int64)
-    valid = torch.ones(1, p)
-    text_hidden = torch.randn(1, t, 384, generator=g)
-    text_mask = torch.ones(1, t)
-    prev_prob = torch.rand(1, 1, m, m, generator=g)
-    prev_valid = torch.ones(1)
-    specs = {
-        "image_encoder": GraphSpec(
-            "image_encoder", ImageEncoderGraph(net), (image,), ("image",),
-            ("level32", "level16", "level8", "mask_features"), {},
+    examples: dict[str, tuple[torch.Tensor, ...]] = {
+        "image_encoder": (image,),
+        "prompt_decoder": (
+            *levels, torch.rand(1, p, POINTS_PER_PROMPT, 2, generator=g),
+            torch.tensor([[0, 1, 2]], dtype=torch.int64), torch.tensor([[1, 0, 1]], dtype=torch.int64),
+            torch.ones(1, p), torch.randn(1, t, 384, generator=g), torch.ones(1, t),
+            torch.rand(1, 1, m, m, generator=g), torch.ones(1),
         ),
-        "prompt_decoder": GraphSpec(
-            "prompt_decoder", PromptDecoderGraph(net),
-            (*levels, points, kinds, labels, valid, text_hidden, text_mask, prev_prob, prev_valid),
-            ("level32", "level16", "level8", "mask_features", "points", "kinds", "labels", "valid",
-             "text_hidden", "text_mask", "prev_prob", "prev_valid"),
-            ("low_res_logits", "class_logit", "conflict_map"),
-            {"points": {1: "P"}, "kinds": {1: "P"}, "labels": {1: "P"}, "valid": {1: "P"},
-             "text_hidden": {1: "T"}, "text_mask": {1: "T"}},
-        ),
-        "mrn": GraphSpec(
-            "mrn", MRNGraph(net), (torch.rand(1, 3, 96, 128, generator=g), torch.rand(1, 1, 96, 128, generator=g)),
-            ("image", "coarse"), ("alpha",),
-            {"image": {2: "H", 3: "W"}, "coarse": {2: "H", 3: "W"}, "alpha": {2: "H", 3: "W"}},
-        ),
+        # H, W multiples of 8 and different from each other, so no axis is traced as square
+        "mrn": (torch.rand(1, 3, 96, 128, generator=g), torch.rand(1, 1, 96, 128, generator=g)),
+        "text_encoder": (torch.tensor([[101, 1996, 2158, 1999, 1037, 2417, 102]], dtype=torch.int64),
+                         torch.ones(1, 7, dtype=torch.int64)),
     }
-    if net.iscn.text_encoder is not None:
-        ids = torch.tensor([[101, 1996, 2158, 1999, 1037, 2417, 102]], dtype=torch.int64)
-        specs["text_encoder"] = GraphSpec(
-            "text_encoder", TextEncoderGraph(net), (ids, torch.ones_like(ids)), ("ids", "mask"),
-            ("hidden",), {"ids": {1: "T"}, "mask": {1: "T"}, "hidden": {1: "T"}},
-        )
-    return specs
+    dynamic = {
+        "image_encoder": {},
+        "prompt_decoder": {"points": {1: "P"}, "kinds": {1: "P"}, "labels": {1: "P"}, "valid": {1: "P"},
+                           "text_hidden": {1: "T"}, "text_mask": {1: "T"}},
+        "mrn": {"image": {2: "H", 3: "W"}, "coarse": {2: "H", 3: "W"}, "alpha": {2: "H", 3: "W"}},
+        "text_encoder": {"ids": {1: "T"}, "mask": {1: "T"}, "hidden": {1: "T"}},
+    }
+    names = [n for n in GRAPH_IO if n != "text_encoder" or net.iscn.text_encoder is not None]
+    return {
+        n: GraphSpec(n, graph_module(n, net), examples[n], GRAPH_IO[n][0], GRAPH_IO[n][1], dynamic[n])
+        for n in names
+    }
 
 
 def export_graph(spec: GraphSpec, path: Path) -> None:

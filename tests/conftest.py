@@ -48,3 +48,11 @@ def base_net():
 
     torch.manual_seed(0)
     return build_dfimat("base").eval()
+
+
+@pytest.fixture(scope="session")
+def exported_small_models(small_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
+    """DFIMat-S exported once per session (tests/export_fixtures.py): ``.models_dir``, ``.checkpoint``."""
+    from tests.export_fixtures import export_small
+
+    return export_small(small_checkpoint, tmp_path_factory.mktemp("export"))
