@@ -51,6 +51,12 @@ DESCRIPTION = (
     "Run again with more paths to refine: each run is the next round."
 )
 
+DIALOG_HELP = (
+    "Paths named 'fg ...' or '+...' mark the person, 'bg ...' or '-...' the rest.\n"
+    "One anchor (or a stroke under 4 px) is a click, longer strokes are scribbles.\n"
+    "A selection is a box around the person. Each run refines the last (next round)."
+)
+
 
 def _models_root() -> str | None:
     return os.environ.get("DFIMAT_DEFAULT_MODELS") or None
@@ -91,7 +97,8 @@ class DFIMatPlugIn(Gimp.PlugIn):
         if run_mode == Gimp.RunMode.INTERACTIVE:
             GimpUi.init("dfimat")
             dialog = GimpUi.ProcedureDialog.new(procedure, config, "Interactive Matte (DFIMat)")
-            dialog.fill(None)
+            dialog.get_label("dfimat-help", DIALOG_HELP, False, False)
+            dialog.fill(["dfimat-help", "description", *(c[0] for c in CHOICES), "start-over"])
             ok = dialog.run()
             dialog.destroy()
             if not ok:
