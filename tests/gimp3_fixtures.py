@@ -248,6 +248,22 @@ OUT["parasites_loaded"] = parasites(layer)
 OUT["mask_loaded"] = layer.get_mask() is not None
 save("mask_loaded.raw", gray(layer.get_mask()))
 OUT["round3"] = run(img, layer)
+
+# Each layer keeps its own state: a new layer with the same pixels starts at round 1.
+other = Gimp.Layer.new(img, "second person", P["width"], P["height"], Gimp.ImageType.RGB_IMAGE, 100,
+                       Gimp.LayerMode.NORMAL)
+img.insert_layer(other, None, 0)
+buf = other.get_buffer()
+buf.set(Gegl.Rectangle.new(0, 0, P["width"], P["height"]), "R'G'B' u8", open(W + "/image.raw", "rb").read())
+buf.flush()
+OUT["other_layer"] = run(img, other)
+OUT["first_layer_after_other"] = parasites(layer)
+
+# Edited pixels: the stored state no longer fits, so round 1 again, and the message says so.
+buf = layer.get_buffer()
+buf.set(Gegl.Rectangle.new(0, 0, 20, 20), "R'G'B' u8", bytes([255]) * (20 * 20 * 3))
+buf.flush()
+OUT["edited"] = run(img, layer)
 img.delete()
 json.dump(OUT, open(W + "/session_b.json", "w"))
 '''

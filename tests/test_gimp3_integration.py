@@ -163,7 +163,7 @@ def test_each_run_is_one_undo_group_and_failures_touch_nothing(gimp3_run) -> Non
     a, b = gimp3_run["session_a"], gimp3_run["session_b"]
     runs = [a[k] for k in ("no_inputs", "outside", "missing_model", "round1", "round2", "as_layer", "as_selection",
                            "u16_linear", "gray")]
-    runs.append(b["round3"])
+    runs += [b["round3"], b["other_layer"], b["edited"]]
     trace = gimp3_run["trace"]
     assert sorted(trace) == sorted(r["run"] for r in runs)
     for r in runs:
@@ -183,4 +183,12 @@ def test_state_survives_xcf_save_and_reload(gimp3_run) -> None:
     assert b["parasites_loaded"] == a["parasites2"]
     assert b["mask_loaded"] and np.array_equal(gimp3_run["mask_loaded"], gimp3_run["mask2"])
     assert b["round3"]["ok"] and b["round3"]["round"] == 3, b["round3"]
+
+
+def test_each_layer_has_its_own_state_and_edited_pixels_start_over(gimp3_run) -> None:
+    b = gimp3_run["session_b"]
+    assert b["other_layer"]["ok"] and b["other_layer"]["round"] == 1, b["other_layer"]
+    assert state_of(b["first_layer_after_other"]).round == 3
+    assert b["edited"]["ok"] and b["edited"]["round"] == 1, b["edited"]
+    assert "image changed since round 3: starting over at round 1" in b["edited"]["message"]
 
