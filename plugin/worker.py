@@ -212,7 +212,7 @@ def run_job(job: Job, models_root: str | os.PathLike[str] | None = None,
         f"{seconds:.1f} s"
     )
     if notices:
-        message += ". " + " ".join(notices)
+        message += ". " + " ".join(n[:1].upper() + n[1:] for n in notices)
     return Outcome(
         alpha=alpha_u8,
         parasites=parasites,

@@ -237,6 +237,10 @@ for key, kwargs in (("u16_linear", {"precision": Gimp.Precision.U16_LINEAR}), ("
     OUT[key + "_mask_format"] = Babl.get_name(layer.get_mask().get_format())
     save(key + ".raw", gray(layer.get_mask()))
     img.delete()
+# A description alone.
+img, layer = new_image()
+OUT["text_only"] = run(img, layer, description="the person in red on the left")
+img.delete()
 json.dump(OUT, open(W + "/session_a.json", "w"))
 '''
 

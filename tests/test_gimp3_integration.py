@@ -159,10 +159,15 @@ def test_errors_reach_the_user_and_change_nothing(gimp3_run) -> None:
     assert a["after_errors"] == {"mask": False, "parasites": []}
 
 
+def test_a_description_alone_is_enough(gimp3_run) -> None:
+    t = gimp3_run["session_a"]["text_only"]
+    assert t["ok"] and t["round"] == 1 and "from 0 visual input(s) and a description" in t["message"], t
+
+
 def test_each_run_is_one_undo_group_and_failures_touch_nothing(gimp3_run) -> None:
     a, b = gimp3_run["session_a"], gimp3_run["session_b"]
     runs = [a[k] for k in ("no_inputs", "outside", "missing_model", "round1", "round2", "as_layer", "as_selection",
-                           "u16_linear", "gray")]
+                           "u16_linear", "gray", "text_only")]
     runs += [b["round3"], b["other_layer"], b["edited"]]
     trace = gimp3_run["trace"]
     assert sorted(trace) == sorted(r["run"] for r in runs)
@@ -190,5 +195,5 @@ def test_each_layer_has_its_own_state_and_edited_pixels_start_over(gimp3_run) ->
     assert b["other_layer"]["ok"] and b["other_layer"]["round"] == 1, b["other_layer"]
     assert state_of(b["first_layer_after_other"]).round == 3
     assert b["edited"]["ok"] and b["edited"]["round"] == 1, b["edited"]
-    assert "image changed since round 3: starting over at round 1" in b["edited"]["message"]
+    assert "Image changed since round 3: starting over at round 1" in b["edited"]["message"]
 

@@ -230,7 +230,7 @@ def test_start_over_changed_image_and_corrupt_state(models: Path) -> None:
     again = run_job(Job(img, job.paths, parasites=out1.parasites, options=Options(start_over=True)), models, FakeEngine)
     assert again.round == 1
     changed = run_job(Job(img[::-1].copy(), job.paths, parasites=out1.parasites), models, FakeEngine)
-    assert changed.round == 1 and "starting over" in changed.message
+    assert changed.round == 1 and ". The image changed: starting over at round 1" in changed.message
     broken = dict(out1.parasites)
     broken[f"{STATE_PARASITE}.1"] = b"garbage"
     out = run_job(Job(img, job.paths, parasites=broken), models, FakeEngine)

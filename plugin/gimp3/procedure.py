@@ -132,6 +132,9 @@ class DFIMatPlugIn(Gimp.PlugIn):
             Gimp.progress_update(1.0)
         except (JobError, InputError, ValueError) as exc:
             return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(str(exc)))
+        except Exception as exc:  # a bug or a broken install: still a message, not a crash dialog
+            return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR,
+                                               GLib.Error(f"DFIMat failed unexpectedly: {exc!r}"))
         if run_mode == Gimp.RunMode.INTERACTIVE:
             Gimp.displays_flush()
         Gimp.message(outcome.message)
