@@ -377,7 +377,9 @@ def generate(out_dir: str | Path, count: int, seed: int, size: tuple[int, int] =
     """Write ``count`` images into ``out_dir`` (created if needed) and return it.
 
     Refuses a folder that already holds images unless ``overwrite`` (which first removes only
-    images/, alphas/, texts/ and meta.json there), so old samples never mix with new ones."""
+    images/, alphas/, texts/ and meta.json there), so old samples never mix with new ones.
+    ``workers > 1`` starts "spawn" processes (forking a process that already ran OpenCV or torch
+    threads can hang), so a script calling this needs the usual ``if __name__ == "__main__":``."""
     from tqdm import tqdm
 
     if mode not in MODES:
