@@ -302,7 +302,8 @@ def make_scene(rng: np.random.Generator, size: tuple[int, int] = (512, 512), mod
     if w < 32 or h < 32:
         raise ValueError(f"size must be at least 32x32, got {w}x{h}")
     for _attempt in range(20):
-        n = int(rng.integers(2, 6))
+        # more large groups than small ones: hidden people are dropped below, which thins groups
+        n = int(rng.choice([2, 3, 4, 5], p=[0.15, 0.3, 0.3, 0.25]))
         colours = [str(c) for c in rng.choice(list(PALETTE), size=n, replace=False)]
         if mode == "scene":
             objs, horizon = _place_scene(rng, w, h, n, colours)
