@@ -237,6 +237,32 @@ for key, kwargs in (("u16_linear", {"precision": Gimp.Precision.U16_LINEAR}), ("
     OUT[key + "_mask_format"] = Babl.get_name(layer.get_mask().get_format())
     save(key + ".raw", gray(layer.get_mask()))
     img.delete()
+# The plug-in's GIMP reader on the real API (no matte): curves, closed strokes, clicks,
+# selections of any shape, layer offsets, pixels, a layer mask as the chosen drawable.
+import sys
+sys.path.insert(0, "%(plugin_dir)s")
+from plugin.gimp3 import gimp_io
+img, layer = new_image()
+p = Gimp.Path.new(img, "fg curve")
+img.insert_path(p, None, 0)
+s = p.bezier_stroke_new_moveto(20, 100)
+p.bezier_stroke_cubicto(s, 20, 20, 140, 20, 140, 100)
+p.bezier_stroke_new_moveto(60, 60)
+p.bezier_stroke_new_ellipse(100, 60, 10, 6, 0)
+OUT["io_paths"] = [{"name": d.name, "strokes": [{"anchors": st.anchors, "samples": st.samples, "closed": st.closed}
+                                                for st in d.strokes]} for d in gimp_io.read_paths(img)]
+Gimp.Selection.none(img)
+OUT["io_sel_none"] = gimp_io.read_selection(img)
+img.select_ellipse(Gimp.ChannelOps.REPLACE, 10, 20, 30, 40)
+OUT["io_sel_ellipse"] = gimp_io.read_selection(img)
+OUT["io_pixels_equal"] = gimp_io.read_pixels(layer).tobytes() == open(W + "/image.raw", "rb").read()
+layer.set_offsets(5, 7)
+OUT["io_offset"] = gimp_io.layer_offset(layer)
+mask = layer.create_mask(Gimp.AddMaskType.WHITE)
+layer.add_mask(mask)
+OUT["io_target_from_mask"] = gimp_io.target_layer([layer.get_mask()]).get_name()
+img.delete()
+
 # A description alone.
 img, layer = new_image()
 OUT["text_only"] = run(img, layer, description="the person in red on the left")
@@ -297,5 +323,6 @@ def write_session(root: GimpRoot, picture: np.ndarray) -> None:
               "selection": SELECTION, "round2_bg_click": ROUND2_BG_CLICK}
     (root.work / "params.json").write_text(json.dumps(params))
     common = COMMON % {"work": WORK_IN_ROOT}
-    (root.work / "session_a.py").write_text(common.replace('P["first_run"]', "0") + SESSION_A)
+    session_a = SESSION_A.replace("%(plugin_dir)s", f"{PROFILE_IN_ROOT}/plug-ins/dfimat")
+    (root.work / "session_a.py").write_text(common.replace('P["first_run"]', "0") + session_a)
     (root.work / "session_b.py").write_text(common.replace('P["first_run"]', "100") + SESSION_B)

@@ -159,6 +159,27 @@ def test_errors_reach_the_user_and_change_nothing(gimp3_run) -> None:
     assert a["after_errors"] == {"mask": False, "parasites": []}
 
 
+def test_the_gimp_reader_on_real_paths_selections_and_layers(gimp3_run) -> None:
+    from plugin.gimp_inputs import PathData, StrokeData, prompts_from_gimp
+
+    a = gimp3_run["session_a"]
+    (path,) = a["io_paths"]
+    curve, click, ellipse = path["strokes"]
+    assert curve["anchors"] == [[20.0, 100.0], [140.0, 100.0]] and not curve["closed"]
+    mid = min(curve["samples"], key=lambda p: abs(p[0] - 80.0))
+    assert abs(mid[1] - 40.0) < 2.0  # on the Bezier curve (its middle is at y=40), not the chord (y=100)
+    assert click["anchors"] == [[60.0, 60.0]]
+    assert ellipse["closed"] and len(ellipse["anchors"]) == 4
+    assert a["io_sel_none"] == [False, 0.0, 0.0, 160.0, 120.0]
+    assert a["io_sel_ellipse"] == [True, 10.0, 20.0, 40.0, 60.0]
+    assert a["io_pixels_equal"] and a["io_offset"] == [5.0, 7.0] and a["io_target_from_mask"] == "people"
+    strokes = tuple(StrokeData(s["anchors"], s["samples"], s["closed"]) for s in path["strokes"])
+    prompts = prompts_from_gimp([PathData(path["name"], strokes)], None, [], 160, 120)
+    assert prompts.clicks == ((60.0, 60.0, True),) and len(prompts.scribbles) == 2
+    ring = prompts.scribbles[1][0]
+    assert ring[0] == ring[-1]  # the closed ellipse returns to its start
+
+
 def test_a_description_alone_is_enough(gimp3_run) -> None:
     t = gimp3_run["session_a"]["text_only"]
     assert t["ok"] and t["round"] == 1 and "from 0 visual input(s) and a description" in t["message"], t
