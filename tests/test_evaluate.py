@@ -43,11 +43,12 @@ class Recorder(Predictor):
 def test_cli_writes_json_table_and_plot_consistent_with_metrics(small_checkpoint: Path, data: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"
     rc = main(["--models", str(small_checkpoint), "--data", str(data), "--inputs", "click", "box", "mix",
-               "--rounds", "2", "--out", str(out), "--noc-max", "2", "--save-predictions", "--seed", "1"])
+               "--rounds", "2", "--out", str(out), "--noc-max", "2", "--save-predictions", "--seed", "1",
+               "--limit", "1"])
     assert rc == 0
     report = json.loads((out / "report.json").read_text())
     ds = MattingDataset(data)
-    n_targets = sum(int((s.alphas > 0.5).any(axis=(1, 2)).sum()) for s in (ds[i] for i in range(len(ds))))
+    n_targets = int((ds[0].alphas > 0.5).any(axis=(1, 2)).sum())
     assert report["protocol"]["targets"] == n_targets > 0
     method = small_checkpoint.stem
     summary = report["summary"][method]

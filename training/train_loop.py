@@ -106,6 +106,8 @@ def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
     ckpt_path, state_path = last_paths(cfg)
+    if cfg.resume and (not ckpt_path.is_file() or not state_path.is_file()):
+        raise FileNotFoundError(f"--resume: no checkpoint to resume in {out} ({ckpt_path.name} and {state_path.name})")
 
     if samples is None:
         samples = load_samples(cfg) if info.is_main else None
@@ -130,8 +132,6 @@ def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict
     step_mod = (ISCNStep if cfg.stage == "iscn" else MRNStep)(net, cfg)
     start_step = 0
     if cfg.resume:
-        if not ckpt_path.is_file() or not state_path.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint to resume in {out} ({ckpt_path.name} and {state_path.name})")
         loaded, extra = load_checkpoint(ckpt_path, text_encoder=False)
         missing = net.load_state_dict(loaded.state_dict(), strict=False)
         if missing.unexpected_keys:
