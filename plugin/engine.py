@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .engine_errors import EngineError
@@ -43,7 +44,8 @@ TEXT_WIDTH = 384
 
 @dataclass
 class MatteResult:
-    """One round's outcome. alpha and coarse are (H, W) float32 in [0, 1] at the input's size."""
+    """One round's outcome. alpha and coarse are (H, W) float32 in [0, 1] at the input's size;
+    class_logit is ISCN's "the target is a person" logit (negative: probably not a person)."""
 
     alpha: np.ndarray
     coarse: np.ndarray
@@ -53,7 +55,6 @@ class MatteResult:
     started_over: bool = False
     notice: str | None = None
     class_logit: float = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -142,8 +143,7 @@ class MattingEngine:
         return logits[0, 0], float(cls.reshape(-1)[0]), m_ref[0]
 
     def _fit_prev(self, prev: np.ndarray) -> np.ndarray:
-        import cv2
-
+        """A previous mask of any size as the decoder's (m, m) probability."""
         prev = np.clip(np.asarray(prev, np.float32), 0.0, 1.0)
         m = self.mask_size
         if prev.shape != (m, m):
