@@ -15,7 +15,14 @@ from plugin.prompts import Prompts
 from training import metrics
 from training.data import MattingDataset
 from training.evaluate import evaluate, main, slug
-from training.predictors import Prediction, Predictor, open_predictor
+from training.predictors import (
+    BaselinePredictor,
+    OnnxPredictor,
+    Prediction,
+    Predictor,
+    TorchPredictor,
+    open_predictor,
+)
 from training.report import aggregate, markdown_table
 
 
@@ -44,7 +51,7 @@ def test_cli_writes_json_table_and_plot_consistent_with_metrics(small_checkpoint
     out = tmp_path / "report"
     rc = main(["--models", str(small_checkpoint), "--data", str(data), "--inputs", "click", "box", "mix",
                "--rounds", "2", "--out", str(out), "--noc-max", "2", "--save-predictions", "--seed", "1",
-               "--limit", "1"])
+               "--limit", "1", "--baseline"])
     assert rc == 0
     report = json.loads((out / "report.json").read_text())
     ds = MattingDataset(data)
@@ -59,7 +66,7 @@ def test_cli_writes_json_table_and_plot_consistent_with_metrics(small_checkpoint
     # Each record agrees with training.metrics on the saved prediction, and the summary with the records.
     gts = {ds[i].name: ds[i].alphas for i in range(len(ds))}
     for rec in report["records"]:
-        saved = np.load(out / "predictions" / slug(method) / rec["mode"] / f"{slug(rec['image'])}__{rec['instance']:02d}.npz")
+        saved = np.load(out / "predictions" / slug(rec["method"]) / rec["mode"] / f"{slug(rec['image'])}__{rec['instance']:02d}.npz")
         pred, gt = saved["alphas"][rec["round"] - 1], gts[rec["image"]][rec["instance"]]
         assert rec["sad"] == pytest.approx(metrics.sad(pred, gt), rel=1e-6, abs=1e-9)
         assert rec["mse"] == pytest.approx(metrics.mse(pred, gt), rel=1e-6, abs=1e-12)
@@ -68,13 +75,18 @@ def test_cli_writes_json_table_and_plot_consistent_with_metrics(small_checkpoint
         assert rec["iou"] == pytest.approx(metrics.iou(pred, gt), rel=1e-6, abs=1e-9)
     for mode in ("click", "box", "mix"):
         for row in summary[mode]["rounds"]:
-            recs = [r for r in report["records"] if r["mode"] == mode and r["round"] == row["round"]]
+            recs = [r for r in report["records"]
+                    if r["method"] == method and r["mode"] == mode and r["round"] == row["round"]]
             assert row["targets"] == len(recs) == n_targets
             assert row["sad"] == pytest.approx(np.mean([r["sad"] for r in recs]))
     table = (out / "table.md").read_text()
     final_click = summary["click"]["final"]
     assert f"| {method} | click | 2 | {final_click['sad']:.2f} | {final_click['mse'] * 100:.3f} |" in table
     assert "MSE (x1e2)" in table and "| box | 1 |" in table
+    assert report["protocol"]["methods"] == [method, "classical baseline"]
+    base = report["summary"]["classical baseline"]
+    assert [r["round"] for r in base["click"]["rounds"]] == [1, 2] and 1 <= base["click"]["noc90"] <= 2
+    assert "| classical baseline | mix | 2 |" in table
     png = cv2.imread(str(out / "sad_per_round.png"))
     assert png is not None and png.shape[2] == 3 and png.std() > 0
 
@@ -132,3 +144,23 @@ def test_clear_errors(tmp_path: Path, data: Path) -> None:
     with pytest.raises(ValueError, match="inputs must be"):
         evaluate([], MattingDataset(data), ["lasso"])
     assert main(["--data", str(data), "--out", str(tmp_path / "r")]) == 2
+
+
+def test_onnx_folder_matches_its_checkpoint_and_baseline_runs_the_same_protocol(exported_small_models, data: Path) -> None:
+    onnx = open_predictor(exported_small_models.models_dir, device="cpu")
+    assert isinstance(onnx, OnnxPredictor)
+    torch_pred = TorchPredictor(exported_small_models.checkpoint, device="cpu", text=False, name="torch")
+    base = BaselinePredictor()
+    sample = MattingDataset(data)[0]
+    records, noc, n = evaluate([torch_pred, onnx, base], [sample], ["click", "box"], rounds=2, noc_max_clicks=0,
+                               progress=False)
+    assert noc == {} and n >= 1
+    by = {(r["method"], r["mode"], r["instance"], r["round"]): r for r in records}
+    assert len(records) == 3 * n * (2 + 1)
+    for (method, mode, inst, rnd), r in by.items():
+        if method == onnx.name and rnd == 1:  # same inputs, same weights: the engine equals PyTorch
+            t = by[("torch", mode, inst, rnd)]
+            for m in ("sad", "mse", "iou"):
+                assert r[m] == pytest.approx(t[m], rel=2e-2, abs=2e-3), (mode, inst, m)
+    s = aggregate(records)
+    assert s[base.name]["click"]["final"]["round"] == 2 and s[base.name]["box"]["final"]["round"] == 1
