@@ -14,7 +14,7 @@ import pytest
 from plugin.prompts import Prompts
 from training import metrics
 from training.data import MattingDataset
-from training.evaluate import evaluate, main, slug
+from training.evaluate import evaluate, main, slug, unique_names
 from training.predictors import (
     BaselinePredictor,
     OnnxPredictor,
@@ -164,3 +164,10 @@ def test_onnx_folder_matches_its_checkpoint_and_baseline_runs_the_same_protocol(
                 assert r[m] == pytest.approx(t[m], rel=2e-2, abs=2e-3), (mode, inst, m)
     s = aggregate(records)
     assert s[base.name]["click"]["final"]["round"] == 2 and s[base.name]["box"]["final"]["round"] == 1
+
+
+def test_same_checkpoint_names_from_two_runs_are_told_apart(tmp_path: Path) -> None:
+    a, b = Recorder("mrn_last", None), Recorder("mrn_last", None)
+    c = Recorder("other", None)
+    unique_names([a, b, c], [str(tmp_path / "runA" / "mrn_last.pt"), str(tmp_path / "runB" / "mrn_last.pt"), "x.pt"])
+    assert (a.name, b.name, c.name) == ("runA/mrn_last", "runB/mrn_last", "other")

@@ -140,6 +140,14 @@ def evaluate(
     return records, noc, n_targets
 
 
+def unique_names(predictors: Sequence[Predictor], paths: Sequence[str]) -> None:
+    """Two runs' ``mrn_last.pt`` would share a name: qualify clashing names with their folder."""
+    names = [p.name for p in predictors]
+    for p, path in zip(predictors, paths, strict=False):
+        if names.count(p.name) > 1:
+            p.name = f"{Path(path).resolve().parent.name}/{p.name}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="*", default=[], help=".pt checkpoints and/or exported ONNX models folders")
@@ -168,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         data = MattingDataset(args.data, subset=args.subset)
         text = any(m in ("text", "mix") for m in args.inputs)
         predictors: list[Predictor] = [open_predictor(m, args.device, text=text) for m in args.models]
+        unique_names(predictors, args.models)
         if args.baseline:
             predictors.append(BaselinePredictor())
     except (ValueError, FileNotFoundError) as exc:

@@ -121,7 +121,9 @@ def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict
     loader = DataLoader(
         dataset, batch_size=cfg.batch_size, sampler=sampler or RandomSampler(dataset, generator=generator),
         collate_fn=collate, num_workers=cfg.workers, drop_last=len(dataset) // info.world_size >= cfg.batch_size,
-        pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0,
+        pin_memory=device.type == "cuda",
+        # Not persistent: workers are re-forked each epoch so they see dataset.set_epoch(epoch).
+        persistent_workers=False,
     )
     per_epoch = max(1, len(loader))
     total = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch
