@@ -326,3 +326,55 @@ def write_session(root: GimpRoot, picture: np.ndarray) -> None:
     session_a = SESSION_A.replace("%(plugin_dir)s", f"{PROFILE_IN_ROOT}/plug-ins/dfimat")
     (root.work / "session_a.py").write_text(common.replace('P["first_run"]', "0") + session_a)
     (root.work / "session_b.py").write_text(common.replace('P["first_run"]', "100") + SESSION_B)
+
+
+# ---- the interactive dialog, on a virtual X display ------------------------------------------
+
+X_TOOLS = ("xvfb", "xdotool")
+
+DIALOG_BATCH = r'''
+img, layer = new_image()
+add_path(img, "fg person", [P["fg_click"]])
+proc = PDB.lookup_procedure("plug-in-dfimat-matte")
+cfg = proc.create_config()
+cfg.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
+cfg.set_property("image", img)
+cfg.set_core_object_array("drawables", [layer])
+res = proc.run(cfg)
+OUT["dialog"] = {"status": str(res.index(0)), "ok": res.index(0) == Gimp.PDBStatusType.SUCCESS,
+                 "message": res.index(2) if res.length() > 2 else None, "mask": layer.get_mask() is not None}
+OUT["dialog_parasites"] = parasites(layer)
+img.delete()
+json.dump(OUT, open(W + "/dialog.json", "w"))
+'''
+
+# A user: wait for the dialog, replace the description (GIMP shows the last values used), press
+# OK (Alt+O). (Mouse clicks on the buttons do not register without a window manager; keys do.)
+DIALOG_DRIVER = r'''
+Xvfb :99 -screen 0 1280x1024x24 >/dev/null 2>&1 &
+XV=$!
+export DISPLAY=:99
+sleep 1
+( WID=$(timeout 60 xdotool search --sync --name "Interactive Matte" | head -1)
+  sleep 2
+  xdotool mousemove --window "$WID" 250 82 click 1; sleep 0.5
+  xdotool key ctrl+a; xdotool type --delay 20 "the man in red"; sleep 0.5
+  xdotool key alt+o ) &
+timeout 150 gimp-console-3.0 -i --batch-interpreter=python-fu-eval -b 'exec(open("%(work)s/dialog.py").read())' --quit
+RC=$?
+kill $XV
+exit $RC
+'''
+
+
+def run_dialog(root: GimpRoot) -> subprocess.CompletedProcess:
+    """Install Xvfb/xdotool into the root when missing, then drive the dialog like a user."""
+    if not (root.path / "usr/bin/xdotool").exists() or not (root.path / "usr/bin/Xvfb").exists():
+        res = root.run("sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+                       f"--no-install-recommends {' '.join(X_TOOLS)} >/dev/null", timeout=600)
+        if res.returncode != 0:
+            raise GimpRootError(f"could not install {X_TOOLS} into the root: {res.stderr[-1500:]}")
+    common = COMMON % {"work": WORK_IN_ROOT}
+    (root.work / "dialog.py").write_text(common.replace('P["first_run"]', "200") + DIALOG_BATCH)
+    (root.work / "dialog.sh").write_text(DIALOG_DRIVER % {"work": WORK_IN_ROOT})
+    return root.run("sh", f"{WORK_IN_ROOT}/dialog.sh", timeout=300)

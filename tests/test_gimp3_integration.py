@@ -25,6 +25,7 @@ from tests.gimp3_fixtures import (
     make_root,
     people_picture,
     read_trace,
+    run_dialog,
     write_session,
 )
 
@@ -218,3 +219,21 @@ def test_each_layer_has_its_own_state_and_edited_pixels_start_over(gimp3_run) ->
     assert b["edited"]["ok"] and b["edited"]["round"] == 1, b["edited"]
     assert "Image changed since round 3: starting over at round 1" in b["edited"]["message"]
 
+
+
+def test_the_dialog_feeds_the_run(gimp3_run) -> None:
+    """GIMP 3 with a (virtual) display: the dialog opens, the description typed into it reaches
+    the run, and OK (Alt+O) runs it."""
+    from tests.gimp3_fixtures import make_root
+
+    root = make_root()
+    try:
+        res = run_dialog(root)
+    except GimpRootError as exc:
+        pytest.fail(str(exc))
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    out = json.loads((root.work / "dialog.json").read_text())
+    d = out["dialog"]
+    assert d["ok"] and d["mask"], d
+    assert "round 1" in d["message"] and "and a description" in d["message"]
+    assert state_of(out["dialog_parasites"]).inputs.texts == ("the man in red",)

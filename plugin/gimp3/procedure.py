@@ -95,6 +95,9 @@ class DFIMatPlugIn(Gimp.PlugIn):
 
     def run(self, procedure, run_mode, image, drawables, config, run_data):
         if run_mode == Gimp.RunMode.INTERACTIVE:
+            # GIMP offers the last values used; "Start over" must not stick, or every later
+            # round would silently start over too.
+            config.set_property("start-over", False)
             GimpUi.init("dfimat")
             dialog = GimpUi.ProcedureDialog.new(procedure, config, "Interactive Matte (DFIMat)")
             dialog.get_label("dfimat-help", DIALOG_HELP, False, False)
