@@ -104,6 +104,7 @@ def export_models(opts: ExportOptions) -> dict[str, Any]:
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         manifest = _export_into(net, extra, ckpt, stage, opts)
+        stage.chmod(0o755)  # mkdtemp makes it private; a models folder is shared read-only
         if out.exists():
             old = out.with_name(f".{out.name}.old")
             shutil.rmtree(old, ignore_errors=True)
