@@ -336,20 +336,24 @@ DIALOG_BATCH = r'''
 img, layer = new_image()
 add_path(img, "fg person", [P["fg_click"]])
 proc = PDB.lookup_procedure("plug-in-dfimat-matte")
-cfg = proc.create_config()
-cfg.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
-cfg.set_property("image", img)
-cfg.set_core_object_array("drawables", [layer])
-res = proc.run(cfg)
-OUT["dialog"] = {"status": str(res.index(0)), "ok": res.index(0) == Gimp.PDBStatusType.SUCCESS,
-                 "message": res.index(2) if res.length() > 2 else None, "mask": layer.get_mask() is not None}
-OUT["dialog_parasites"] = parasites(layer)
+for key in ("dialog1", "dialog2"):
+    cfg = proc.create_config()
+    cfg.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
+    cfg.set_property("image", img)
+    cfg.set_core_object_array("drawables", [layer])
+    res = proc.run(cfg)
+    OUT[key] = {"status": str(res.index(0)), "ok": res.index(0) == Gimp.PDBStatusType.SUCCESS,
+                "round": res.index(1) if res.length() > 1 else None,
+                "message": res.index(2) if res.length() > 2 else None, "mask": layer.get_mask() is not None}
+    OUT[key + "_parasites"] = parasites(layer)
 img.delete()
 json.dump(OUT, open(W + "/dialog.json", "w"))
 '''
 
-# A user: wait for the dialog, replace the description (GIMP shows the last values used), press
-# OK (Alt+O). (Mouse clicks on the buttons do not register without a window manager; keys do.)
+# A user, twice. First dialog: replace the description (GIMP shows the last values used), tick
+# "Start over", OK (Alt+O). Second dialog: just OK, which must continue at round 2 because
+# "Start over" does not stick. (Mouse clicks on the buttons do not register without a window
+# manager; the keyboard does.)
 DIALOG_DRIVER = r'''
 Xvfb :99 -screen 0 1280x1024x24 >/dev/null 2>&1 &
 XV=$!
@@ -359,6 +363,12 @@ sleep 1
   sleep 2
   xdotool mousemove --window "$WID" 250 82 click 1; sleep 0.5
   xdotool key ctrl+a; xdotool type --delay 20 "the man in red"; sleep 0.5
+  xdotool mousemove --window "$WID" 15 261 click 1; sleep 0.5
+  xdotool key alt+o
+  while xdotool search --name "Interactive Matte" >/dev/null 2>&1; do sleep 0.5; done
+  WID=$(timeout 60 xdotool search --sync --name "Interactive Matte" | head -1)
+  sleep 2
+  xdotool mousemove --window "$WID" 250 82 click 1; sleep 0.5
   xdotool key alt+o ) &
 timeout 150 gimp-console-3.0 -i --batch-interpreter=python-fu-eval -b 'exec(open("%(work)s/dialog.py").read())' --quit
 RC=$?

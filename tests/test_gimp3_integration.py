@@ -223,7 +223,7 @@ def test_each_layer_has_its_own_state_and_edited_pixels_start_over(gimp3_run) ->
 
 def test_the_dialog_feeds_the_run(gimp3_run) -> None:
     """GIMP 3 with a (virtual) display: the dialog opens, the description typed into it reaches
-    the run, and OK (Alt+O) runs it."""
+    the run, OK (Alt+O) runs it, and a ticked "Start over" is not offered again next time."""
     from tests.gimp3_fixtures import make_root
 
     root = make_root()
@@ -233,7 +233,9 @@ def test_the_dialog_feeds_the_run(gimp3_run) -> None:
         pytest.fail(str(exc))
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     out = json.loads((root.work / "dialog.json").read_text())
-    d = out["dialog"]
-    assert d["ok"] and d["mask"], d
-    assert "round 1" in d["message"] and "and a description" in d["message"]
-    assert state_of(out["dialog_parasites"]).inputs.texts == ("the man in red",)
+    d1, d2 = out["dialog1"], out["dialog2"]
+    assert d1["ok"] and d1["mask"] and d1["round"] == 1, d1
+    assert "and a description" in d1["message"]
+    assert state_of(out["dialog1_parasites"]).inputs.texts == ("the man in red",)
+    assert d2["ok"] and d2["round"] == 2, d2  # not started over again
+    assert state_of(out["dialog2_parasites"]).round == 2
