@@ -152,11 +152,12 @@ def test_onnx_folder_matches_its_checkpoint_and_baseline_runs_the_same_protocol(
     torch_pred = TorchPredictor(exported_small_models.checkpoint, device="cpu", text=False, name="torch")
     base = BaselinePredictor()
     sample = MattingDataset(data)[0]
+    sample.alphas = sample.alphas[:1]  # one target keeps this test quick
     records, noc, n = evaluate([torch_pred, onnx, base], [sample], ["click", "box"], rounds=2, noc_max_clicks=0,
                                progress=False)
-    assert noc == {} and n >= 1
+    assert noc == {} and n == 1
     by = {(r["method"], r["mode"], r["instance"], r["round"]): r for r in records}
-    assert len(records) == 3 * n * (2 + 1)
+    assert len(records) == 3 * (2 + 1)
     for (method, mode, inst, rnd), r in by.items():
         if method == onnx.name and rnd == 1:  # same inputs, same weights: the engine equals PyTorch
             t = by[("torch", mode, inst, rnd)]
