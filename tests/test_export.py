@@ -74,6 +74,8 @@ def test_manifest_describes_the_models(exported_small_models) -> None:
     for name, digest in man["files"].items():
         assert sha256_file(exported_small_models.models_dir / name) == digest
     assert "tokenizer.json" in files and man["text"]["tokenizer"] == "tokenizer.json"
+    assert exported_small_models.models_dir.stat().st_mode & 0o777 == 0o755
+    assert not list(exported_small_models.models_dir.parent.glob(".models*"))  # no staging left
 
 
 @pytest.mark.parametrize("name", GRAPHS)
