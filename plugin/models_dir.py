@@ -26,12 +26,20 @@ REQUIRED_GRAPHS = ("image_encoder", "prompt_decoder", "mrn")
 MODELS_ENV = "DFIMAT_MODELS"
 
 
+#: The shipped model a caller gets when it names none: the one that runs well on a CPU.
+DEFAULT_VARIANT = "small"
+
+
 def default_models_dir() -> Path:
-    """``$DFIMAT_MODELS`` when set, else the repository's ``models/`` beside ``plugin/``."""
+    """``$DFIMAT_MODELS`` when set, else the repository's ``models/`` beside ``plugin/``.
+
+    Either may hold one exported model or one folder per variant (``small/``, ``base/``, as the
+    repository ships them); in the latter case the default variant's folder is returned."""
     env = os.environ.get(MODELS_ENV)
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent / "models"
+    root = Path(env) if env else Path(__file__).resolve().parent.parent / "models"
+    if not (root / MANIFEST_NAME).is_file() and (root / DEFAULT_VARIANT / MANIFEST_NAME).is_file():
+        return root / DEFAULT_VARIANT
+    return root
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
