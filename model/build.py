@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from torch import nn
 
@@ -28,6 +28,7 @@ class DFIMatConfig:
     mrn_global_layers: int
     mrn_global_heads: int
     mrn_fuse_dims: tuple[int, int, int]
+    mrn_branches: str = "hybrid"  # "global" / "local" only for the Table 6 ablation
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,19 +60,20 @@ class DFIMat(nn.Module):
         self.mrn = mrn
 
 
-def build_dfimat(variant: str = "base", text_encoder: bool = True) -> DFIMat:
+def build_dfimat(variant: str = "base", text_encoder: bool = True, mrn_branches: str = "hybrid") -> DFIMat:
     """A freshly initialised DFIMat of the named size; ``text_encoder=False`` skips MiniLM
-    (text prompts are then refused), for tools that never see text."""
+    (text prompts are then refused), for tools that never see text; ``mrn_branches`` picks the
+    MRN ablation (see ``model.mrn.BRANCHES``)."""
     if variant not in CONFIGS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(CONFIGS)}")
-    c = CONFIGS[variant]
+    c = replace(CONFIGS[variant], mrn_branches=mrn_branches)
     iscn = ISCN(
         c.image_size, c.encoder_dims, c.encoder_depths, c.dim, c.heads, c.stages, c.object_queries,
         MiniLMTextEncoder() if text_encoder else None,
     )
     mrn = MRN(
         c.mrn_local_dims, c.mrn_global_size, c.mrn_global_patch, c.mrn_global_dim,
-        c.mrn_global_layers, c.mrn_global_heads, c.mrn_fuse_dims,
+        c.mrn_global_layers, c.mrn_global_heads, c.mrn_fuse_dims, branches=c.mrn_branches,
     )
     return DFIMat(c, iscn, mrn)
 

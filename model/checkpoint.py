@@ -45,7 +45,8 @@ def load_checkpoint(path: Path | str, text_encoder: bool = True) -> tuple[DFIMat
         raise ValueError(f"checkpoint {path} is not a readable DFIMat checkpoint: {exc}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION or "model" not in payload:
         raise ValueError(f"checkpoint {path} is not a DFIMat checkpoint of format {FORMAT_VERSION}")
-    net = build_dfimat(payload["variant"], text_encoder=text_encoder)
+    branches = (payload.get("config") or {}).get("mrn_branches", "hybrid")
+    net = build_dfimat(payload["variant"], text_encoder=text_encoder, mrn_branches=branches)
     missing, unexpected = net.load_state_dict(payload["model"], strict=False)
     missing = [k for k in missing if not k.startswith(FROZEN_PREFIX)]
     if missing or unexpected:

@@ -18,7 +18,8 @@ from torch import nn
 from plugin.prompts import PromptArrays, Prompts, collate_prompts, encode_prompts
 
 from .modeling.common import normalize_image
-from .modeling.contrastive_reasoning import ContrastiveReasoning, conflict_map
+from .modeling.contrastive_reasoning import ContrastiveReasoning, add_to_levels, conflict_from_maps, prompt_maps
+from .modeling.dense_prompts import DensePromptEmbedding
 from .modeling.image_encoder import ImageEncoder, ImageFeatures
 from .modeling.prompt_decoder import DecoderOutput, PromptDecoder
 from .modeling.text_encoder import TEXT_WIDTH, MiniLMTextEncoder
@@ -67,6 +68,7 @@ class ISCN(nn.Module):
         self.image_size = image_size
         self.encoder = ImageEncoder(encoder_dims, encoder_depths, dim)
         self.sampler = VisualSampler(dim)
+        self.dense_prompts = DensePromptEmbedding(dim)
         self.crm = ContrastiveReasoning(dim)
         self.decoder = PromptDecoder(dim, heads, stages, object_queries, TEXT_WIDTH)
         self.text_encoder = text_encoder
@@ -170,8 +172,10 @@ class ISCN(nn.Module):
         prev_valid: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor]:
         """The traceable core of ``decode`` (what the ONNX decoder graph holds), all at S/4."""
-        m_ref = conflict_map(points, kinds, labels, valid, prev_prob, prev_valid)
-        levels, mask_features = self.crm(m_ref, levels, mask_features)
+        fg_in, bg_in, inside_box = prompt_maps(points, kinds, labels, valid, tuple(prev_prob.shape[-2:]))
+        m_ref = conflict_from_maps(fg_in, bg_in, prev_prob, prev_valid)
+        dense = self.dense_prompts(fg_in, bg_in, inside_box) + self.crm(m_ref, mask_features)
+        levels, mask_features = add_to_levels(dense, levels, mask_features)
         visual = self.sampler(mask_features, points, kinds, labels)
         logits, cls, aux = self.decoder(
             levels, mask_features, visual, valid, text_hidden, text_mask, prev_prob, prev_valid

@@ -6,6 +6,12 @@ and 8 of the full image, for detail. Progressive fusion starts from the global l
 local features from low to high resolution; progressive refinement (PRM, Mask Guided Matting)
 predicts alpha at 1/8, 1/4 and full resolution, each later output replacing the earlier one only
 inside the uncertain band of the earlier one.
+
+Every prediction head adds its output to the logit of the coarse mask at its resolution and
+starts at zero, so an untrained MRN returns the coarse mask and training only learns the
+corrections (the coarse mask is the strongest input MRN has; learning to copy it from scratch
+wastes the first thousand steps). ``branches`` keeps only the global or the local branch for the
+Table 6 ablation; the default, ``hybrid``, is the paper's MRN.
 """
 
 from __future__ import annotations
@@ -20,10 +26,28 @@ from .modeling.common import normalize_image
 
 #: An alpha strictly between these is "uncertain" for PRM.
 UNCERTAIN_LOW, UNCERTAIN_HIGH = 0.01, 0.99
+#: MRN variants: both branches (the paper's), the global transformer alone, the local CNN alone.
+BRANCHES = ("hybrid", "global", "local")
+#: The coarse mask is clamped to this before its logit is taken (a logit of +-6.9: certain for PRM).
+COARSE_CLAMP = 1e-3
 
 
 def conv_bn_act(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+
+def zero_init(conv: nn.Conv2d) -> nn.Conv2d:
+    nn.init.zeros_(conv.weight)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+    return conv
+
+
+def coarse_logit(coarse: torch.Tensor, factor: int) -> torch.Tensor:
+    """The coarse mask's logit averaged over factor x factor cells (the input is padded to x8)."""
+    c = F.avg_pool2d(coarse, factor, factor) if factor > 1 else coarse
+    c = c.clamp(COARSE_CLAMP, 1.0 - COARSE_CLAMP)
+    return torch.log(c) - torch.log1p(-c)
 
 
 def uncertain_band(alpha: torch.Tensor, radius: int) -> torch.Tensor:
@@ -68,7 +92,7 @@ class FuseBlock(nn.Module):
     def __init__(self, cin: int, clocal: int, cout: int):
         super().__init__()
         self.body = nn.Sequential(conv_bn_act(cin + clocal, cout), conv_bn_act(cout, cout))
-        self.head = nn.Conv2d(cout, 1, 3, padding=1)
+        self.head = zero_init(nn.Conv2d(cout, 1, 3, padding=1))
 
     def forward(self, x: torch.Tensor, local: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = F.interpolate(x, size=local.shape[-2:], mode="bilinear", align_corners=False)
@@ -87,18 +111,27 @@ class MRN(nn.Module):
         global_heads: int,
         fuse_dims: tuple[int, int, int],
         band_radius: tuple[int, int] = (2, 4),
+        branches: str = "hybrid",
     ):
         super().__init__()
+        if branches not in BRANCHES:
+            raise ValueError(f"MRN branches must be one of {BRANCHES}, got {branches!r}")
+        self.branches = branches
         c2, c4, c8 = local_dims
+        self.local_dims = local_dims
+        self.global_dim_out = fuse_dims[0]
         self.local2 = nn.Sequential(conv_bn_act(4, c2, 2), conv_bn_act(c2, c2))
         self.local4 = nn.Sequential(conv_bn_act(c2, c4, 2), conv_bn_act(c4, c4))
         self.local8 = nn.Sequential(conv_bn_act(c4, c8, 2), conv_bn_act(c8, c8))
-        self.global_branch = GlobalBranch(global_size, global_patch, global_dim, global_layers, global_heads, fuse_dims[0])
+        self.global_branch = (
+            GlobalBranch(global_size, global_patch, global_dim, global_layers, global_heads, fuse_dims[0])
+            if branches != "local" else None
+        )
         f8, f4, f1 = fuse_dims
         self.fuse8 = FuseBlock(f8, c8, f8)
         self.fuse4 = FuseBlock(f8, c4, f4)
         self.fuse2 = nn.Sequential(conv_bn_act(f4 + c2, f1), conv_bn_act(f1, f1))
-        self.fuse1 = nn.Sequential(conv_bn_act(f1 + 4, f1), nn.Conv2d(f1, 1, 3, padding=1))
+        self.fuse1 = nn.Sequential(conv_bn_act(f1 + 4, f1), zero_init(nn.Conv2d(f1, 1, 3, padding=1)))
         self.band_radius = band_radius  # dilation of the uncertain band, in cells of 1/8 and 1/4
 
     def forward(self, image: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
@@ -120,13 +153,21 @@ class MRN(nn.Module):
         l2 = self.local2(x)
         l4 = self.local4(l2)
         l8 = self.local8(l4)
-        g = self.global_branch(x)
+        if self.branches == "global":  # ablation: no local detail (the convolutions still set the grids)
+            l2, l4, l8 = torch.zeros_like(l2), torch.zeros_like(l4), torch.zeros_like(l8)
+        if self.global_branch is not None:
+            g = self.global_branch(x)
+        else:  # ablation: no global context
+            g = x.new_zeros(x.shape[0], self.global_dim_out, l8.shape[-2], l8.shape[-1])
+        coarse_p = (x[:, 3:4] + 1.0) * 0.5
         f8, o8 = self.fuse8(g, l8)
+        o8 = o8 + coarse_logit(coarse_p, 8)
         f4, o4 = self.fuse4(f8, l4)
+        o4 = o4 + coarse_logit(coarse_p, 4)
         f2 = F.interpolate(f4, size=l2.shape[-2:], mode="bilinear", align_corners=False)
         f2 = self.fuse2(torch.cat([f2, l2], dim=1))
         f1 = F.interpolate(f2, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        o1 = self.fuse1(torch.cat([f1, x], dim=1))
+        o1 = self.fuse1(torch.cat([f1, x], dim=1)) + coarse_logit(coarse_p, 1)
 
         a8 = torch.sigmoid(o8)
         a4 = torch.sigmoid(o4)

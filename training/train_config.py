@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from model.mrn import BRANCHES as MRN_BRANCHES
+
 from .simulate import MODES
 
 STAGES = ("iscn", "mrn")
@@ -45,6 +47,7 @@ class TrainConfig:
     perturb_prob: float = 0.5  # MRN: share of coarse masks made by perturbing the GT
     crm: bool = True  # False: prev_mask never given (Table 5 ablation)
     coupled: bool = False  # True: ISCN and MRN trained together in one stage (Table 4 ablation)
+    mrn_branches: str = "hybrid"  # MRN stage: "global" or "local" alone for the Table 6 ablation
     seed: int = 0
     workers: int = 0
     amp: str = "auto"  # mixed precision on GPU: auto (bf16 where supported, else fp16) | bf16 | fp16 | off
@@ -71,6 +74,10 @@ class TrainConfig:
         bad = [m for m in self.inputs if m not in MODES]
         if not self.inputs or bad:
             raise ValueError(f"inputs must be a non-empty subset of {list(MODES)}, got {self.inputs}")
+        if self.mrn_branches not in MRN_BRANCHES:
+            raise ValueError(f"mrn_branches must be one of {MRN_BRANCHES}, got {self.mrn_branches!r}")
+        if self.mrn_branches != "hybrid" and self.stage != "mrn":
+            raise ValueError("mrn_branches is an MRN-stage setting (the ISCN stage trains no MRN)")
         if self.amp not in AMP_CHOICES:
             raise ValueError(f"amp must be one of {AMP_CHOICES}, got {self.amp!r}")
         for name in ("size", "batch_size", "max_rounds", "synth_count", "log_every", "save_every"):
@@ -135,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aux-weight", type=float)
     p.add_argument("--perturb-prob", type=float)
     p.add_argument("--no-crm", dest="crm", action="store_const", const=False, help="never give the previous mask")
+    p.add_argument("--mrn-branches", choices=MRN_BRANCHES, help="MRN stage: hybrid (default) or one branch alone (ablation)")
     p.add_argument("--coupled", action="store_const", const=True, help="train ISCN and MRN end to end (ablation)")
     p.add_argument("--seed", type=int)
     p.add_argument("--workers", type=int)

@@ -84,8 +84,9 @@ def build_net(cfg: TrainConfig) -> DFIMat:
         net, extra = load_checkpoint(cfg.iscn, text_encoder=cfg.uses_text)
         if net.config.variant != cfg.variant:
             raise ValueError(f"ISCN checkpoint {cfg.iscn} is variant {net.config.variant!r}, config says {cfg.variant!r}")
-        fresh = build_dfimat(cfg.variant, text_encoder=False)
-        net.mrn.load_state_dict(fresh.mrn.state_dict())  # MRN starts fresh whatever the file held
+        fresh = build_dfimat(cfg.variant, text_encoder=False, mrn_branches=cfg.mrn_branches)
+        net.mrn = fresh.mrn  # MRN starts fresh whatever the file held
+        net.config = fresh.config
         return net
     return build_dfimat(cfg.variant, text_encoder=cfg.uses_text)
 

@@ -1,7 +1,7 @@
 """One training step's forward pass and losses, per stage (a module each, so DDP can wrap it).
 
 ISCN (paper 3.2, 5.1-5.2): per batch a round r is drawn in 1..max_rounds; rounds 1..r-1 run
-without gradient to build what round r sees (every earlier input, and the CRM state: the
+without gradient (single-round modes, box and text, are corrected with clicks after round 1) to build what round r sees (every earlier input, and the CRM state: the
 previous round's low-resolution mask), then round r is trained. Loss: ``model.iscn_loss``
 (0.1 class + BCE + Dice) on the binarised target at the training image size, plus the same
 mask loss on every earlier decoder stage's low-resolution output against the target resized to
@@ -96,8 +96,17 @@ class RoundPlan:
             self.is_person.append(person)
 
     def max_rounds(self, cfg: TrainConfig) -> int:
-        """Box and text modes have one round; a batch holding one of them stops at round 1."""
-        return min([cfg.max_rounds] + [s.rounds for s in self.sims])
+        return cfg.max_rounds
+
+    def corrector(self, i: int, round_index: int) -> UserSimulator:
+        """Who gives round ``round_index``'s inputs for item i: its own simulator while its mode
+        has rounds left; after that (box and text have one round) clicks, as a user fixes a box
+        or a description with clicks. Training every batch on rounds 2+ is what teaches the CRM
+        and the memory prompt; stopping a batch at its shortest mode left them almost untrained."""
+        sim = self.sims[i]
+        if round_index <= sim.rounds:
+            return sim
+        return UserSimulator("click", sim.seed)
 
 
 def simulate_rounds(
@@ -112,8 +121,8 @@ def simulate_rounds(
             probs = out.mask_logits.float().sigmoid()[:, 0].cpu().numpy()
             prev = out.low_res_logits.float().sigmoid()
         prompts = [
-            p.merged(sim.next_round(gt, probs[i], k))
-            for i, (p, sim, gt) in enumerate(zip(prompts, plan.sims, plan.gts, strict=True))
+            p.merged(plan.corrector(i, k).next_round(gt, probs[i], k))
+            for i, (p, gt) in enumerate(zip(prompts, plan.gts, strict=True))
         ]
     return prompts, (prev if crm else None)
 

@@ -24,15 +24,16 @@ from plugin.prompts import KIND_BOX
 INPUT_RADIUS = 0.02
 
 
-def input_maps(
+def prompt_maps(
     points: torch.Tensor,
     kinds: torch.Tensor,
     labels: torch.Tensor,
     valid: torch.Tensor,
     size: tuple[int, int],
     radius: float = INPUT_RADIUS,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Foreground and background input masks (B, h, w) in {0, 1} on an (h, w) grid of cell centres."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(foreground, background, inside a box) input masks (B, h, w) in {0, 1} on an (h, w) grid
+    of cell centres; background includes everything outside the boxes when there is a box."""
     h, w = size
     b, p, k, _ = points.shape
     ys = (torch.arange(h, device=points.device, dtype=points.dtype) + 0.5) / h
@@ -64,7 +65,20 @@ def input_maps(
     inside_any = (inside * is_box.unsqueeze(-1)).amax(dim=1)
     has_box = is_box.amax(dim=1, keepdim=True)
     bg = torch.maximum(bg, has_box * (1.0 - inside_any))
-    return fg.reshape(b, h, w), bg.reshape(b, h, w)
+    return fg.reshape(b, h, w), bg.reshape(b, h, w), inside_any.reshape(b, h, w)
+
+
+def input_maps(
+    points: torch.Tensor,
+    kinds: torch.Tensor,
+    labels: torch.Tensor,
+    valid: torch.Tensor,
+    size: tuple[int, int],
+    radius: float = INPUT_RADIUS,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Foreground and background input masks (B, h, w): what M_ref compares the prediction with."""
+    fg, bg, _ = prompt_maps(points, kinds, labels, valid, size, radius)
+    return fg, bg
 
 
 def conflict_map(
@@ -78,6 +92,13 @@ def conflict_map(
     """M_ref (B, h, w) int64 on the grid of ``prev_prob`` (B, 1, h, w); prev_valid (B,) in {0, 1}."""
     h, w = prev_prob.shape[-2:]
     fg_in, bg_in = input_maps(points, kinds, labels, valid, (h, w))
+    return conflict_from_maps(fg_in, bg_in, prev_prob, prev_valid)
+
+
+def conflict_from_maps(
+    fg_in: torch.Tensor, bg_in: torch.Tensor, prev_prob: torch.Tensor, prev_valid: torch.Tensor
+) -> torch.Tensor:
+    """M_ref from input masks already on the grid of ``prev_prob`` (see ``input_maps``)."""
     prev_fg = (prev_prob[:, 0] > 0.5).to(fg_in.dtype)
     on = prev_valid.to(fg_in.dtype).view(-1, 1, 1)
     missed = fg_in * (1.0 - prev_fg) * on  # said foreground, predicted background -> 1
@@ -86,20 +107,25 @@ def conflict_map(
 
 
 class ContrastiveReasoning(nn.Module):
-    """E_c: one learned vector per M_ref value, pooled to each level and added to F_v."""
+    """E_c: one learned vector per M_ref value on the stride-4 grid (added to F_v by the ISCN)."""
 
     def __init__(self, dim: int):
         super().__init__()
         self.embed = nn.Conv2d(3, dim, 1, bias=False)  # a 1x1 conv over one-hot M_ref == a lookup
         nn.init.zeros_(self.embed.weight)  # start as a no-op so round-1 training is undisturbed
 
-    def forward(
-        self, m_ref: torch.Tensor, levels: list[torch.Tensor], mask_features: torch.Tensor
-    ) -> tuple[list[torch.Tensor], torch.Tensor]:
-        onehot = F.one_hot(m_ref, 3).permute(0, 3, 1, 2).to(mask_features.dtype)
-        e_c = self.embed(onehot)  # (B, D, S/4, S/4)
-        out_levels = []
-        for lvl in levels:
-            factor = e_c.shape[-1] // lvl.shape[-1]
-            out_levels.append(lvl + F.avg_pool2d(e_c, factor, factor))
-        return out_levels, mask_features + e_c
+    def forward(self, m_ref: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """m_ref (B, h, w) int64 -> E_c (B, D, h, w) in the dtype of ``like``."""
+        onehot = F.one_hot(m_ref, 3).permute(0, 3, 1, 2).to(like.dtype)
+        return self.embed(onehot)
+
+
+def add_to_levels(
+    e: torch.Tensor, levels: list[torch.Tensor], mask_features: torch.Tensor
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Add a stride-4 embedding map to F_v and, average-pooled, to every coarser level."""
+    out_levels = []
+    for lvl in levels:
+        factor = e.shape[-1] // lvl.shape[-1]
+        out_levels.append(lvl + F.avg_pool2d(e, factor, factor))
+    return out_levels, mask_features + e
