@@ -18,7 +18,12 @@ from torch import nn
 from plugin.prompts import PromptArrays, Prompts, collate_prompts, encode_prompts
 
 from .modeling.common import normalize_image
-from .modeling.contrastive_reasoning import ContrastiveReasoning, add_to_levels, conflict_from_maps, prompt_maps
+from .modeling.contrastive_reasoning import (
+    ContrastiveReasoning,
+    add_to_levels,
+    conflict_from_maps,
+    prompt_maps,
+)
 from .modeling.dense_prompts import DensePromptEmbedding
 from .modeling.image_encoder import ImageEncoder, ImageFeatures
 from .modeling.prompt_decoder import DecoderOutput, PromptDecoder
