@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,12 +35,44 @@ def default_models_dir() -> Path:
     """``$DFIMAT_MODELS`` when set, else the repository's ``models/`` beside ``plugin/``.
 
     Either may hold one exported model or one folder per variant (``small/``, ``base/``, as the
-    repository ships them); in the latter case the default variant's folder is returned."""
+    repository ships them); in the latter case the default variant's folder is returned. When
+    neither is there the root comes back, so ``load_manifest`` can say what is missing."""
     env = os.environ.get(MODELS_ENV)
     root = Path(env) if env else Path(__file__).resolve().parent.parent / "models"
-    if not (root / MANIFEST_NAME).is_file() and (root / DEFAULT_VARIANT / MANIFEST_NAME).is_file():
-        return root / DEFAULT_VARIANT
-    return root
+    try:
+        return find_models(None, [root])
+    except EngineError:
+        return root
+
+
+def _manifest_variant(directory: Path) -> str | None:
+    path = directory / MANIFEST_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise EngineError(f"{path}: unreadable manifest: {exc}") from exc
+    return data.get("variant") if isinstance(data, dict) else None
+
+
+def find_models(variant: str | None, roots: Sequence[str | os.PathLike[str]]) -> Path:
+    """The one place a models folder is chosen: the first root that is itself an export of
+    ``variant`` (of any variant when None) or holds one as ``<root>/<variant>/`` (the default
+    variant when None). Raises EngineError naming every place it looked, so a user who picked
+    "base" without installing it learns where to put it."""
+    wanted = variant or DEFAULT_VARIANT
+    looked: list[str] = []
+    for root in map(Path, roots):
+        if (root / MANIFEST_NAME).is_file():
+            held = _manifest_variant(root)
+            if variant is None or held in (None, variant):
+                return root
+            looked.append(f"{root} (holds '{held}')")
+        else:
+            looked.append(str(root))
+        if (root / wanted / MANIFEST_NAME).is_file():
+            return root / wanted
+        looked.append(str(root / wanted))
+    raise EngineError(f"DFIMat models for '{wanted}' not found (looked in: {', '.join(looked) or 'nowhere'})")
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

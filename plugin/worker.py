@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .engine_errors import EngineError
 from .gimp_inputs import (
     DEVICES,
     MODELS,
@@ -38,10 +39,8 @@ from .gimp_inputs import (
     state_from_parasites,
     state_parasites,
 )
+from .models_dir import MODELS_ENV, find_models
 from .state import RoundState, StateError
-
-#: Environment variable that points the plug-in at another models folder.
-MODELS_ENV = "DFIMAT_MODELS"
 
 
 @dataclass
@@ -105,30 +104,15 @@ _WRITTEN_SELECTION = "written_selection"
 
 
 def resolve_models(model: str, root: str | os.PathLike[str] | None) -> Path:
-    """The exported models folder (one holding ``manifest.json``) for the chosen model size.
-
-    ``root`` (or $DFIMAT_MODELS) may be one exported model or a folder of them by variant
-    (``small/``, ``base/``); a missing or mismatched folder is an error that says where it looked."""
-    roots = [Path(p) for p in (os.environ.get(MODELS_ENV), root) if p]
-    looked: list[str] = []
-    for r in roots:
-        if (r / model / "manifest.json").is_file():
-            return r / model
-        looked.append(str(r / model))
-        if (r / "manifest.json").is_file():
-            try:
-                variant = json.loads((r / "manifest.json").read_text(encoding="utf-8")).get("variant")
-            except (OSError, ValueError) as exc:
-                raise JobError(f"DFIMat models folder {r} has an unreadable manifest.json: {exc}") from exc
-            if variant in (None, model):
-                return r
-            looked.append(f"{r} (holds '{variant}')")
-        else:
-            looked.append(str(r))
-    raise JobError(
-        f"DFIMat models for '{model}' not found (looked in: {', '.join(looked) or 'nowhere'}). "
-        "Install them with `python install.py` (or `--models DIR`), or set DFIMAT_MODELS."
-    )
+    """The exported models folder for the chosen model size: $DFIMAT_MODELS first, then ``root``
+    (see ``models_dir.find_models``); not found is a JobError that says where it looked."""
+    roots = [p for p in (os.environ.get(MODELS_ENV), root) if p]
+    try:
+        return find_models(model, roots)
+    except EngineError as exc:
+        raise JobError(
+            f"{exc}. Install them with `python install.py` (or `--models DIR`), or set DFIMAT_MODELS."
+        ) from exc
 
 
 def default_engine_factory(models_dir: Path, device: str) -> Any:
