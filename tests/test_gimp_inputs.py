@@ -3,8 +3,8 @@ through the worker with a small fake engine (the real engine is tested by its ow
 
 from __future__ import annotations
 
+import importlib.util
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +24,7 @@ from plugin.gimp_inputs import (
     state_from_parasites,
     state_parasites,
 )
-from plugin.prompts import Prompts
-from plugin.state import RoundState, image_checksum
+from plugin.state import RoundState
 from plugin.worker import (
     Job,
     JobError,
@@ -147,43 +146,17 @@ def test_state_parasites_refuse_non_ascii_and_detect_damage() -> None:
 # ---- one job with a fake engine --------------------------------------------------------------
 
 
-@dataclass
-class FakeResult:
-    alpha: np.ndarray
-    coarse: np.ndarray
-    state: RoundState
-    timings: dict = field(default_factory=dict)
-    device: str = "cpu"
-    started_over: bool = False
-    notice: str | None = None
+def _load_fake_engine():
+    """tests/stubs/fake_engine.py as ``plugin.fake_engine`` (its relative imports need the package)."""
+    path = Path(__file__).parent / "stubs" / "fake_engine.py"
+    spec = importlib.util.spec_from_file_location("plugin.fake_engine", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-class FakeEngine:
-    """Follows MattingEngine's contract: merges prompts with the state, next round's state."""
-
-    model_version = "fake-1"
-    variant = "small"
-
-    def __init__(self, models_dir: Path, device: str) -> None:
-        self.models_dir, self.device = models_dir, "cpu" if device == "auto" else device
-        self.calls: list[tuple[Prompts, RoundState | None]] = []
-
-    def matte(self, image, prompts, state=None):
-        self.calls.append((prompts, state))
-        h, w = image.shape[:2]
-        checksum = image_checksum(image)
-        started_over = state is not None and state.image_checksum != checksum
-        prev = None if state is None or started_over else state
-        merged = prev.inputs.merged(prompts) if prev else prompts
-        alpha = np.zeros((h, w), np.float32)
-        for x0, y0, x1, y1 in merged.boxes:
-            alpha[int(y0):int(y1), int(x0):int(x1)] = 1.0
-        for x, y, fg in merged.clicks:
-            alpha[int(y) - 2:int(y) + 2, int(x) - 2:int(x) + 2] = float(fg)
-        nxt = RoundState(round=(prev.round + 1) if prev else 1, prev_mask=alpha[::4, ::4].copy(),
-                         inputs=merged, model_version=self.model_version, image_checksum=checksum)
-        return FakeResult(alpha, alpha, nxt, device=self.device, started_over=started_over,
-                          notice="the image changed: starting over at round 1" if started_over else None)
+class FakeEngine(_load_fake_engine().MattingEngine):
+    box_value = 1.0  # the assertions below read a box as fully selected
 
 
 @pytest.fixture()
@@ -230,7 +203,7 @@ def test_start_over_changed_image_and_corrupt_state(models: Path) -> None:
     again = run_job(Job(img, job.paths, parasites=out1.parasites, options=Options(start_over=True)), models, FakeEngine)
     assert again.round == 1
     changed = run_job(Job(img[::-1].copy(), job.paths, parasites=out1.parasites), models, FakeEngine)
-    assert changed.round == 1 and ". The image changed: starting over at round 1" in changed.message
+    assert changed.round == 1 and ". The image changed since the last round: starting over at round 1" in changed.message
     broken = dict(out1.parasites)
     broken[f"{STATE_PARASITE}.1"] = b"garbage"
     out = run_job(Job(img, job.paths, parasites=broken), models, FakeEngine)

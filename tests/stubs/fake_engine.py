@@ -1,7 +1,9 @@
-"""A fake ``plugin.engine`` for plug-in tests that need no models: it keeps MattingEngine's
+"""The one fake ``plugin.engine`` for plug-in tests that need no models: it keeps MattingEngine's
 contract (merge prompts with the state, next round's RoundState, start over on a changed
-image) and paints boxes (0.5) and clicks (1 or 0) so the tests can check pixels exactly.
-Tests copy it over ``plugin/engine.py`` in a temporary copy of the package."""
+image) and paints boxes (``box_value``) and clicks (1 or 0) so the tests can check pixels
+exactly; ``calls`` records what each ``matte`` got. The GIMP 2.10 tests copy it over
+``plugin/engine.py`` in a temporary copy of the package; the worker tests load it as
+``plugin.fake_engine`` (tests/test_gimp_inputs.py)."""
 
 import numpy as np
 
@@ -21,11 +23,15 @@ class MatteResult:
 class MattingEngine:
     model_version = "fake-1"
     variant = "small"
+    box_value = 0.5
 
     def __init__(self, models_dir=None, device="auto"):
+        self.models_dir = models_dir
         self.device = "cpu" if device == "auto" else device
+        self.calls = []
 
     def matte(self, image, prompts, state=None):
+        self.calls.append((prompts, state))
         h, w = image.shape[:2]
         checksum = image_checksum(image)
         started_over = state is not None and state.image_checksum != checksum
@@ -33,7 +39,7 @@ class MattingEngine:
         merged = prev.inputs.merged(prompts) if prev else prompts
         alpha = np.zeros((h, w), np.float32)
         for x0, y0, x1, y1 in merged.boxes:
-            alpha[int(y0):int(y1), int(x0):int(x1)] = 0.5
+            alpha[int(y0):int(y1), int(x0):int(x1)] = self.box_value
         for x, y, fg in merged.clicks:
             alpha[max(0, int(y) - 2):int(y) + 2, max(0, int(x) - 2):int(x) + 2] = float(fg)
         for pts, fg in merged.scribbles:
