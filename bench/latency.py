@@ -16,7 +16,9 @@ not depend on the weights. The bench prints; it asserts nothing. Install SAM jus
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import platform
 import statistics
 import sys
 import tempfile
@@ -174,12 +176,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="512,1024,2048,4096", help="MRN image sides, comma separated")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-sam", action="store_true", help="skip SAM ViT-B")
+    ap.add_argument("--json", type=Path, help="also write the figures (seconds) and the machine to this file")
     args = ap.parse_args(argv)
     sizes = [int(v) for v in args.sizes.split(",") if v.strip()]
     devices = ["cpu"] + (["cuda"] if CUDA in ort.get_available_providers() else [])
     print(f"onnxruntime {ort.__version__}, providers {ort.get_available_providers()}, "
           f"{os.cpu_count()} CPU threads, repeats {args.repeats} (median after one warm-up)")
 
+    report: dict = {"machine": machine_description(), "onnxruntime": ort.__version__,
+                    "repeats": args.repeats, "devices": {}}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         models = args.models or export_random_dfimat(args.variant, work)
@@ -191,15 +196,36 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"SAM ViT-B: not measured ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})")
         for device in devices:
             d = bench_dfimat(models, device, sizes, args.repeats)
-            print(f"\n== {device} (runs on {d.pop('device')}) ==")
+            runs_on = d.pop("device")
+            print(f"\n== {device} (runs on {runs_on}) ==")
             print(f"DFIMat ({models.name}): " + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in d.items()))
+            entry = report["devices"][device] = {"runs_on": runs_on, "dfimat": dict(d),
+                                                 "models": str(args.models or f"random {args.variant}")}
             if sam_paths is None:
                 continue
             sam = bench_sam(*sam_paths, [CUDA, CPU] if device == "cuda" else [CPU], args.repeats)
+            entry["sam_vit_b"] = dict(sam)
             print("SAM ViT-B: " + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in sam.items()))
             print(f"ratio DFIMat / SAM: encode {d['encode'] / sam['encode']:.3f}, "
                   f"decode {d['decode'] / sam['decode']:.3f}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1))
+        print(f"wrote {args.json}")
     return 0
+
+
+def machine_description() -> str:
+    """CPU model and thread count (and the GPU's name when torch sees one), for the results table."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} threads, {platform.system()} {platform.release()}"
 
 
 if __name__ == "__main__":

@@ -172,3 +172,14 @@ def test_same_checkpoint_names_from_two_runs_are_told_apart(tmp_path: Path) -> N
     c = Recorder("other", None)
     unique_names([a, b, c], [str(tmp_path / "runA" / "mrn_last.pt"), str(tmp_path / "runB" / "mrn_last.pt"), "x.pt"])
     assert (a.name, b.name, c.name) == ("runA/mrn_last", "runB/mrn_last", "other")
+
+
+def test_models_can_be_named_on_the_command_line(tmp_path) -> None:
+    from training.evaluate import split_name
+
+    assert split_name("DFIMat-S=models/small") == ("DFIMat-S", "models/small")
+    odd = tmp_path / "a=b"
+    odd.mkdir()
+    assert split_name(str(odd)) == (None, str(odd))  # an existing path is a path, '=' and all
+    with pytest.raises(ValueError, match="empty model name"):
+        split_name("=models/small")

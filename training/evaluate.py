@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -148,9 +149,19 @@ def unique_names(predictors: Sequence[Predictor], paths: Sequence[str]) -> None:
             p.name = f"{Path(path).resolve().parent.name}/{p.name}"
 
 
+def split_name(arg: str) -> tuple[str | None, str]:
+    """``NAME=PATH`` names a model in the report; a plain path keeps the name it gives itself."""
+    if "=" in arg and not Path(arg).exists():
+        name, path = arg.split("=", 1)
+        if not name.strip():
+            raise ValueError(f"empty model name in {arg!r} (use NAME=PATH)")
+        return name.strip(), path
+    return None, arg
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="*", default=[], help=".pt checkpoints and/or exported ONNX models folders")
+    p.add_argument("--models", nargs="*", default=[], help=".pt checkpoints and/or exported ONNX models folders, each optionally NAME=PATH")
     p.add_argument("--data", required=True, help="evaluation dataset folder (training.data layout)")
     p.add_argument("--subset", help="dataset subset (e.g. 'natural' for HIM2K)")
     p.add_argument("--inputs", nargs="+", default=["click"], choices=MODES)
@@ -175,8 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         data = MattingDataset(args.data, subset=args.subset)
         text = any(m in ("text", "mix") for m in args.inputs)
-        predictors: list[Predictor] = [open_predictor(m, args.device, text=text) for m in args.models]
-        unique_names(predictors, args.models)
+        named = [split_name(m) for m in args.models]
+        predictors: list[Predictor] = [open_predictor(path, args.device, text=text) for _, path in named]
+        unique_names(predictors, [path for _, path in named])
+        for pred, (name, _) in zip(predictors, named, strict=True):
+            pred.name = name or pred.name
         if args.baseline:
             predictors.append(BaselinePredictor())
     except (ValueError, FileNotFoundError) as exc:
@@ -197,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         "inputs": list(args.inputs), "rounds": args.rounds, "seed": args.seed, "noc_threshold": NOC_THRESHOLD,
         "noc_max_clicks": args.noc_max, "methods": [p.name for p in predictors],
         "seconds": round(time.time() - t0, 2),
+        "command": "python -m training.evaluate " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
     }
     paths = write_report(out, summary, records, protocol)
     print((out / "table.md").read_text())

@@ -1,0 +1,78 @@
+"""docs/results.md is generated: goals are judged from the reports' numbers, tables hold them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from training.results_doc import goal_checks, main
+
+
+def entry(*sads: float, noc: float | None = None) -> dict:
+    rounds = [{"round": i + 1, "targets": 2, "sad": s, "mse": 0.01, "grad": 1.0, "conn": s, "iou": 0.8}
+              for i, s in enumerate(sads)]
+    e = {"rounds": rounds, "final": rounds[-1]}
+    if noc is not None:
+        e["noc90"] = noc
+    return e
+
+
+SUMMARY = {
+    "S": {"click": entry(4.0, 2.0, noc=2.5), "box": entry(3.0), "mix": entry(2.0, 1.5)},
+    "B": {"click": entry(4.0, 1.8, noc=4.0), "box": entry(2.0), "mix": entry(1.0, 1.2)},
+    "classical baseline": {"click": entry(9.0, 8.0), "box": entry(4.0), "mix": entry(7.0, 6.0)},
+}
+
+
+def verdicts(goals) -> dict[tuple[str, str], bool | None]:
+    return {(g.goal, g.model): g.met for g in goals}
+
+
+def test_goals_are_judged_from_the_numbers() -> None:
+    v = verdicts(goal_checks(SUMMARY, "B", "S"))
+    assert v[("mixed inputs give the lowest SAD", "S")] is True
+    assert v[("mixed inputs give the lowest SAD", "B")] is True
+    assert v[("SAD falls from round 1 to 2 (click)", "S")] is True
+    assert v[("SAD falls from round 1 to 2 (mix)", "B")] is False  # 1.0 -> 1.2
+    assert v[("beats the classical baseline by 2x SAD (click)", "S")] is True  # 8 / 2
+    assert v[("beats the classical baseline by 2x SAD (box)", "S")] is False  # 4 / 3
+    assert v[("NoC@90 with clicks at most 3", "S")] is True
+    assert v[("NoC@90 with clicks at most 3", "B")] is False
+    # mean SAD small (2+3+1.5)/3 = 2.17 vs base (1.8+2+1.2)/3 = 1.67: 30 % worse
+    assert v[("DFIMat-S within 15% of DFIMat's SAD", "S")] is False
+
+
+def test_without_a_base_model_the_size_goal_is_not_checked() -> None:
+    v = verdicts(goal_checks(SUMMARY, None, "S"))
+    assert v[("DFIMat-S within 15% of DFIMat's SAD", "S")] is None
+    assert not any(model == "B" for _, model in v)
+
+
+def test_the_page_holds_the_tables_and_the_commands(tmp_path: Path) -> None:
+    def report(name: str, summary: dict) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        protocol = {"data": "/x/test384", "images": 1, "targets": 2, "inputs": ["click", "box", "mix"], "rounds": 2,
+                    "seed": 0, "seconds": 3.0, "command": f"python -m training.evaluate --out {name}"}
+        (d / "report.json").write_text(json.dumps({"protocol": protocol, "summary": summary, "records": []}))
+        return d
+
+    main_dir = report("main", SUMMARY)
+    abl = report("abl", {"with CRM": SUMMARY["S"], "without CRM": SUMMARY["B"]})
+    lat = tmp_path / "lat.json"
+    lat.write_text(json.dumps({"machine": "test cpu", "devices": {"cpu": {
+        "runs_on": "CPUExecutionProvider", "models": "models/small", "dfimat": {"encode": 0.05, "mrn_512": 0.2}}}}))
+    out = tmp_path / "docs" / "results.md"
+    assert main(["--main", str(main_dir), "--ablation", f"Table 5: CRM={abl}", "--latency", str(lat),
+                 "--small", "S", "--base", "B", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "python -m training.evaluate --out main" in text and "python -m training.results_doc" in text
+    assert "| S | click | 2 | 2.00 |" in text  # Table 3 row: last round of clicks
+    assert "### Table 5: CRM" in text and "| without CRM | 1.67 |" in text  # mean SAD over input types
+    assert "| test cpu | cpu (CPUExecutionProvider) | models/small | 50.0 | 200.0 | - |" in text
+    assert "| NoC@90 with clicks at most 3 | B | 4.00 | **no** |" in text
+
+
+def test_a_missing_report_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    assert main(["--main", str(tmp_path / "nope"), "--out", str(tmp_path / "r.md")]) == 2
+    assert "no report.json" in capsys.readouterr().err

@@ -1,0 +1,232 @@
+"""docs/results.md from evaluation reports: the one way the project's results page is written.
+
+    python -m training.results_doc --main docs/results/main --large docs/results/large \\
+        --ablation "Table 4: decoupled vs coupled=docs/results/table4" ... \\
+        --latency docs/results/latency_cpu.json --out docs/results.md
+
+Every number on the page comes from a ``training.evaluate`` report folder (report.json, whose
+protocol records the command that made it) or a ``bench/latency.py --json`` file; the goals of
+the shipped models are checked here from those numbers, so the page cannot claim more than the
+reports hold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .metrics import MSE_TABLE_SCALE
+from .report import markdown_table
+
+BASELINE = "classical baseline"
+#: The issue's goals for the shipped models.
+BASELINE_FACTOR = 2.0  # both models beat the classical baseline by at least this SAD factor
+NOC_GOAL = 3.0  # NoC@90 with clicks at most this
+SMALL_WITHIN = 0.15  # DFIMat-S's SAD within this fraction of DFIMat's
+
+
+@dataclass
+class Report:
+    """One evaluation report folder."""
+
+    title: str
+    folder: Path
+    protocol: dict[str, Any]
+    summary: dict[str, dict[str, dict[str, Any]]]
+
+    @classmethod
+    def load(cls, title: str, folder: str | Path) -> Report:
+        folder = Path(folder)
+        path = folder / "report.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{folder} is not an evaluation report folder (no report.json)")
+        data = json.loads(path.read_text())
+        return cls(title, folder, data["protocol"], data["summary"])
+
+
+@dataclass(frozen=True)
+class Goal:
+    goal: str
+    model: str
+    measured: str
+    met: bool | None  # None: cannot be checked with these reports
+
+
+def _final_sad(summary: dict[str, Any], method: str, mode: str) -> float | None:
+    f = summary.get(method, {}).get(mode, {}).get("final") or {}
+    return f.get("sad")
+
+
+def goal_checks(summary: dict[str, dict[str, dict[str, Any]]], base: str | None, small: str | None) -> list[Goal]:
+    """The issue's goals, per model, from one report's summary (see the module constants)."""
+    goals: list[Goal] = []
+    models = [m for m in (base, small) if m]
+    for m in models:
+        modes = {mode: _final_sad(summary, m, mode) for mode in summary.get(m, {})}
+        modes = {k: v for k, v in modes.items() if v is not None}
+        if "mix" in modes and len(modes) > 1:
+            best = min(modes, key=lambda k: modes[k])
+            goals.append(Goal("mixed inputs give the lowest SAD", m,
+                              ", ".join(f"{k} {v:.2f}" for k, v in sorted(modes.items())), best == "mix"))
+        for mode, entry in summary.get(m, {}).items():
+            rounds = entry.get("rounds") or []
+            if len(rounds) >= 2:
+                first, last = rounds[0]["sad"], rounds[-1]["sad"]
+                goals.append(Goal(f"SAD falls from round 1 to {rounds[-1]['round']} ({mode})", m,
+                                  f"{first:.2f} -> {last:.2f}", last < first))
+        if BASELINE in summary:
+            for mode, sad in sorted(modes.items()):
+                b = _final_sad(summary, BASELINE, mode)
+                if b is None:
+                    continue
+                ratio = b / sad if sad > 0 else math.inf
+                goals.append(Goal(f"beats the classical baseline by {BASELINE_FACTOR:g}x SAD ({mode})", m,
+                                  f"baseline {b:.2f} / model {sad:.2f} = {ratio:.2f}x", ratio >= BASELINE_FACTOR))
+        noc = summary.get(m, {}).get("click", {}).get("noc90")
+        if noc is not None:
+            goals.append(Goal(f"NoC@90 with clicks at most {NOC_GOAL:g}", m, f"{noc:.2f}", noc <= NOC_GOAL))
+    if small:
+        if base and base in summary and small in summary:
+            shared = [mode for mode in summary[small] if _final_sad(summary, base, mode) is not None
+                      and _final_sad(summary, small, mode) is not None]
+            s = sum(_final_sad(summary, small, k) for k in shared) / max(1, len(shared))
+            b = sum(_final_sad(summary, base, k) for k in shared) / max(1, len(shared))
+            goals.append(Goal(f"DFIMat-S within {SMALL_WITHIN:.0%} of DFIMat's SAD", small,
+                              f"mean SAD small {s:.2f} vs base {b:.2f}", s <= (1 + SMALL_WITHIN) * b))
+        else:
+            goals.append(Goal(f"DFIMat-S within {SMALL_WITHIN:.0%} of DFIMat's SAD", small,
+                              "no DFIMat (base) in this report", None))
+    return goals
+
+
+def goals_table(goals: Sequence[Goal]) -> str:
+    lines = ["| Goal | Model | Measured | Met |", "|---|---|---|---|"]
+    mark = {True: "yes", False: "**no**", None: "not checked"}
+    lines += [f"| {g.goal} | {g.model} | {g.measured} | {mark[g.met]} |" for g in goals]
+    return "\n".join(lines) + "\n"
+
+
+def ablation_table(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """Rows: the variants; columns: each metric's mean over the input types (last round), SAD
+    of every input type, and SAD after round 1 and the last round of the click input."""
+    modes = sorted({mode for m in summary.values() for mode in m})
+    head = ["Variant", "SAD", "MSE (x1e2)", "GRAD", "CONN", "IoU"] + [f"SAD {k}" for k in modes] + ["SAD click r1 -> last"]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for method, entries in summary.items():
+        finals = [e["final"] for e in entries.values() if e.get("final")]
+        if not finals:
+            continue
+        mean = {k: sum(f[k] for f in finals) / len(finals) for k in ("sad", "mse", "grad", "conn", "iou")}
+        per_mode = [f"{entries[k]['final']['sad']:.2f}" if k in entries and entries[k].get("final") else "-" for k in modes]
+        click = entries.get("click", {}).get("rounds") or []
+        trend = f"{click[0]['sad']:.2f} -> {click[-1]['sad']:.2f}" if len(click) >= 2 else "-"
+        lines.append(f"| {method} | {mean['sad']:.2f} | {mean['mse'] * MSE_TABLE_SCALE:.3f} | {mean['grad']:.2f} | "
+                     f"{mean['conn']:.2f} | {mean['iou']:.3f} | " + " | ".join(per_mode) + f" | {trend} |")
+    return "\n".join(lines) + "\n"
+
+
+def latency_table(runs: Sequence[dict[str, Any]]) -> str:
+    """One row per (file, device): every figure the bench measured, in milliseconds."""
+    keys: list[str] = []
+    for r in runs:
+        for d in r["devices"].values():
+            keys += [k for k in d["dfimat"] if k not in keys]
+    lines = ["| Machine | Device | Models | " + " | ".join(keys) + " | SAM ViT-B encode / decode |",
+             "|---|---|---|" + "---:|" * len(keys) + "---:|"]
+    for r in runs:
+        for device, d in r["devices"].items():
+            vals = [f"{d['dfimat'][k] * 1000:.1f}" if k in d["dfimat"] else "-" for k in keys]
+            sam = d.get("sam_vit_b")
+            sam_s = f"{sam['encode'] * 1000:.0f} / {sam['decode'] * 1000:.1f}" if sam else "-"
+            lines.append(f"| {r['machine']} | {device} ({d['runs_on']}) | {d['models']} | " + " | ".join(vals) + f" | {sam_s} |")
+    return "\n".join(lines) + "\n"
+
+
+def _rel(path: Path, out: Path) -> str:
+    return Path(os.path.relpath(path, out.parent)).as_posix()
+
+
+def _protocol_line(r: Report) -> str:
+    p = r.protocol
+    return (f"{p.get('images')} images, {p.get('targets')} targets from `{Path(str(p.get('data'))).name}`; inputs "
+            f"{', '.join(p.get('inputs', []))}; {p.get('rounds')} rounds; simulated-user seed {p.get('seed')}; "
+            f"{p.get('seconds', 0):.0f} s.\n\n`{p.get('command', '(command not recorded)')}`\n")
+
+
+def render(main: Report, large: Report | None, ablations: Sequence[Report], latency: Sequence[dict[str, Any]],
+           base: str | None, small: str | None, out: Path, command: str) -> str:
+    parts = ["# Results (generated)\n",
+             f"Written by `{command}` from the reports it names; do not edit by hand. "
+             "Each section quotes the evaluation command that produced its numbers. SAD, GRAD and CONN are in "
+             "thousands, MSE x 100; the last round of each input type; NoC@90 counts clicks given one at a time. "
+             "What the models are and how they were trained: [model_card.md](model_card.md).\n"]
+    for r in [main] + ([large] if large else []):
+        parts += [f"## {r.title}\n", _protocol_line(r), markdown_table(r.summary)]
+        plot = r.folder / "sad_per_round.png"
+        if plot.is_file():
+            parts.append(f"![SAD per round, {r.title}]({_rel(plot, out)})\n")
+    parts.append("## Goals\n")
+    parts.append("Checked from the first report above" + (" and the large-image report" if large else "") + ".\n")
+    goals = goal_checks(main.summary, base, small)
+    if large:
+        goals += [Goal(g.goal + " [large images]", g.model, g.measured, g.met)
+                  for g in goal_checks(large.summary, base, small)]
+    parts.append(goals_table(goals))
+    if ablations:
+        parts.append("## Ablations\n")
+        parts.append("Each compares variants trained with the same recipe and budget and differs only in what "
+                     "the title names; means are over the input types' last rounds.\n")
+        for r in ablations:
+            parts += [f"### {r.title}\n", _protocol_line(r), ablation_table(r.summary)]
+    if latency:
+        parts += ["## Latency\n", "Milliseconds per call, median after a warm-up (`bench/latency.py`); "
+                  "`decode_text` includes the text encoder; `mrn_N` is the MRN on an N x N image (tiled above 2048).\n",
+                  latency_table(latency)]
+    return "\n".join(parts)
+
+
+def _named(arg: str) -> tuple[str, str]:
+    if "=" not in arg:
+        raise argparse.ArgumentTypeError(f"expected TITLE=FOLDER, got {arg!r}")
+    title, folder = arg.rsplit("=", 1)
+    return title.strip(), folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training.results_doc", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--main", required=True, help="report folder of the shipped models against the baseline")
+    ap.add_argument("--main-title", default="Held-out synthetic test split")
+    ap.add_argument("--large", help="report folder on large images (e.g. 1024 px)")
+    ap.add_argument("--large-title", default="Held-out synthetic test split at 1024 px")
+    ap.add_argument("--ablation", action="append", type=_named, default=[], help="TITLE=FOLDER, repeatable")
+    ap.add_argument("--latency", action="append", type=Path, default=[], help="bench/latency.py --json file")
+    ap.add_argument("--base", help="method name of DFIMat (base) in the reports")
+    ap.add_argument("--small", help="method name of DFIMat-S in the reports")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    try:
+        main_r = Report.load(args.main_title, args.main)
+        large = Report.load(args.large_title, args.large) if args.large else None
+        ablations = [Report.load(t, f) for t, f in args.ablation]
+        latency = [json.loads(p.read_text()) for p in args.latency]
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    command = "python -m training.results_doc " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    text = render(main_r, large, ablations, latency, args.base, args.small, args.out, command)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
