@@ -64,6 +64,7 @@ def test_mrn_loss_goes_down_and_iscn_stays_frozen(run: Path) -> None:
     assert any(changed)
     assert extra["stage"] == "mrn" and extra["step"] == 6 and extra["iscn_checkpoint"].endswith("iscn_last.pt")
     assert extra["config"]["size"] == 96 and extra["data"]["synth"] == "scene"
+    assert extra["iscn_training"]["step"] == 8 and extra["iscn_training"]["config"]["stage"] == "iscn"
     assert "total" in extra["metrics"]
     assert (run / "mrn_last.state.pt").is_file()
 
@@ -168,3 +169,24 @@ def test_no_crm_never_passes_the_previous_mask(crm: bool) -> None:
         assert seen[0] is None and seen[1] is not None and prev is not None
     else:
         assert seen == [None, None] and prev is None
+
+
+def test_single_round_users_are_corrected_with_clicks_in_later_rounds() -> None:
+    """Box and text users have one round of their own; training still reaches rounds 2+ (where the
+    CRM learns) by letting a click user correct them."""
+    from training.simulate import UserSimulator
+    from training.train_data import Batch, TrainItem
+    from training.train_steps import RoundPlan
+
+    target = np.zeros((64, 64), np.float32)
+    target[10:50, 20:40] = 1.0
+    item = TrainItem(np.zeros((64, 64, 3), np.uint8), target, np.zeros((0, 64, 64), np.float32), "the person", "a")
+    batch = Batch(torch.zeros(2, 3, 64, 64), torch.zeros(2, 1, 64, 64), [item, item])
+    cfg = TrainConfig(out="x", synth="scene", steps=1, inputs=["box"], max_rounds=3, negative_prob=0.0)
+    plan = RoundPlan(batch, cfg, np.random.default_rng(0), negatives=False)
+    assert plan.max_rounds(cfg) == 3
+    assert plan.corrector(0, 1) is plan.sims[0] and plan.sims[0].mode == "box"
+    later = plan.corrector(0, 2)
+    assert isinstance(later, UserSimulator) and later.mode == "click"
+    pred = np.zeros((64, 64), np.float32)
+    assert later.next_round(item.target, pred, 2).clicks  # a miss gets a foreground click

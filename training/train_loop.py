@@ -78,8 +78,10 @@ def last_paths(cfg: TrainConfig) -> tuple[Path, Path]:
     return out / f"{cfg.stage}_last.pt", out / f"{cfg.stage}_last.state.pt"
 
 
-def build_net(cfg: TrainConfig) -> DFIMat:
-    """A fresh DFIMat (iscn stage), or the trained ISCN with a fresh MRN (mrn stage)."""
+def build_net(cfg: TrainConfig) -> tuple[DFIMat, dict[str, Any]]:
+    """A fresh DFIMat (iscn stage), or the trained ISCN with a fresh MRN (mrn stage); plus the
+    ISCN checkpoint's record (its step, config and data) for the MRN stage's checkpoints, so an
+    exported model's manifest tells how both stages were trained."""
     if cfg.stage == "mrn":
         net, extra = load_checkpoint(cfg.iscn, text_encoder=cfg.uses_text)
         if net.config.variant != cfg.variant:
@@ -87,8 +89,9 @@ def build_net(cfg: TrainConfig) -> DFIMat:
         fresh = build_dfimat(cfg.variant, text_encoder=False, mrn_branches=cfg.mrn_branches)
         net.mrn = fresh.mrn  # MRN starts fresh whatever the file held
         net.config = fresh.config
-        return net
-    return build_dfimat(cfg.variant, text_encoder=cfg.uses_text)
+        iscn_record = {k: extra[k] for k in ("step", "epoch", "config", "data", "crm", "coupled") if k in extra}
+        return net, iscn_record
+    return build_dfimat(cfg.variant, text_encoder=cfg.uses_text), {}
 
 
 def _to_float(parts: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -129,7 +132,7 @@ def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict
     per_epoch = max(1, len(loader))
     total = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch
 
-    net = build_net(cfg)
+    net, iscn_record = build_net(cfg)
     if cfg.stage == "iscn" and not cfg.coupled:
         net.mrn.requires_grad_(False)  # not trained here; keeps DDP from waiting on its gradients
     step_mod = (ISCNStep if cfg.stage == "iscn" else MRNStep)(net, cfg)
@@ -201,7 +204,7 @@ def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict
                     f.write(json.dumps(values) + "\n")
             stopping = cfg.stop_at is not None and step >= cfg.stop_at
             if info.is_main and (step % cfg.save_every == 0 or step == total or stopping):
-                _save(net, cfg, step, epoch, values, opt, sched, scaler)
+                _save(net, cfg, step, epoch, values, opt, sched, scaler, iscn_record)
             if stopping:
                 break
         epoch, skip = epoch + 1, 0
@@ -223,7 +226,8 @@ def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict
     }
 
 
-def _save(net: DFIMat, cfg: TrainConfig, step: int, epoch: int, metrics: dict[str, float], opt, sched, scaler) -> None:
+def _save(net: DFIMat, cfg: TrainConfig, step: int, epoch: int, metrics: dict[str, float], opt, sched, scaler,
+          iscn_record: dict[str, Any]) -> None:
     ckpt_path, state_path = last_paths(cfg)
     extra = {
         "stage": cfg.stage,
@@ -236,6 +240,8 @@ def _save(net: DFIMat, cfg: TrainConfig, step: int, epoch: int, metrics: dict[st
         "metrics": metrics,
         "iscn_checkpoint": cfg.iscn,
     }
+    if iscn_record:
+        extra["iscn_training"] = iscn_record
     state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "step": step}
     tmp = state_path.with_suffix(".tmp")
     torch.save(state, tmp)
