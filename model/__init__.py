@@ -13,7 +13,7 @@ from .build import CONFIGS, DFIMat, DFIMatConfig, build_dfimat, count_parameters
 from .checkpoint import load_checkpoint, save_checkpoint
 from .iscn import ISCN, PromptTensors, image_to_tensor
 from .losses import iscn_loss, mrn_loss
-from .modeling.contrastive_reasoning import conflict_map, input_maps
+from .modeling.contrastive_reasoning import conflict_map, prompt_maps
 from .modeling.image_encoder import ImageFeatures
 from .modeling.prompt_decoder import DecoderOutput
 from .mrn import MRN, MRNOutput
@@ -21,5 +21,5 @@ from .mrn import MRN, MRNOutput
 __all__ = [
     "CONFIGS", "DFIMat", "DFIMatConfig", "DecoderOutput", "ISCN", "ImageFeatures", "MRN", "MRNOutput",
     "PromptTensors", "Prompts", "build_dfimat", "conflict_map", "count_parameters", "image_to_tensor",
-    "input_maps", "iscn_loss", "load_checkpoint", "mrn_loss", "save_checkpoint",
+    "iscn_loss", "load_checkpoint", "mrn_loss", "prompt_maps", "save_checkpoint",
 ]

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .modeling.common import normalize_image
+from .modeling.common import normalize_image, zero_init
 
 #: An alpha strictly between these is "uncertain" for PRM.
 UNCERTAIN_LOW, UNCERTAIN_HIGH = 0.01, 0.99
@@ -34,13 +34,6 @@ COARSE_CLAMP = 1e-3
 
 def conv_bn_act(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
-
-
-def zero_init(conv: nn.Conv2d) -> nn.Conv2d:
-    nn.init.zeros_(conv.weight)
-    if conv.bias is not None:
-        nn.init.zeros_(conv.bias)
-    return conv
 
 
 def coarse_logit(coarse: torch.Tensor, factor: int) -> torch.Tensor:
@@ -118,7 +111,6 @@ class MRN(nn.Module):
             raise ValueError(f"MRN branches must be one of {BRANCHES}, got {branches!r}")
         self.branches = branches
         c2, c4, c8 = local_dims
-        self.local_dims = local_dims
         self.global_dim_out = fuse_dims[0]
         self.local2 = nn.Sequential(conv_bn_act(4, c2, 2), conv_bn_act(c2, c2))
         self.local4 = nn.Sequential(conv_bn_act(c2, c4, 2), conv_bn_act(c4, c4))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from model import conflict_map, input_maps
+from model import conflict_map, prompt_maps
 from model.iscn import PromptTensors
 from plugin.prompts import Prompts, encode_prompts
 
@@ -72,7 +72,7 @@ def test_text_only_has_no_place() -> None:
 
 def test_input_maps_radius() -> None:
     t = PromptTensors.from_arrays(encode_prompts(Prompts(clicks=[(50, 50, True)]), 100, 100))
-    fg, bg = input_maps(t.points, t.kinds, t.labels, t.valid, (N, N), radius=0.2)
+    fg, bg, _ = prompt_maps(t.points, t.kinds, t.labels, t.valid, (N, N), radius=0.2)
     # centres 0.375 / 0.625 are 0.177 from 0.5 diagonally: the middle 2x2 block is within 0.2
     assert torch.equal(fg[0], torch.tensor([[0, 0, 0, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0.0]]))
     assert int(bg.sum()) == 0

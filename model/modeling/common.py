@@ -101,3 +101,11 @@ class Attention(nn.Module):
             logits = logits + bias
         attn = logits.softmax(dim=-1)
         return self.out((attn @ vh).transpose(1, 2).reshape(b, nq, d))
+
+
+def zero_init(conv: nn.Conv2d) -> nn.Conv2d:
+    """Zero a layer that adds to an existing path, so a fresh model starts without it."""
+    nn.init.zeros_(conv.weight)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+    return conv

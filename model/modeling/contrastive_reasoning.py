@@ -20,6 +20,8 @@ from torch import nn
 
 from plugin.prompts import KIND_BOX
 
+from .common import zero_init
+
 #: Reach of a click or scribble in M_ref, as a fraction of the image side.
 INPUT_RADIUS = 0.02
 
@@ -68,19 +70,6 @@ def prompt_maps(
     return fg.reshape(b, h, w), bg.reshape(b, h, w), inside_any.reshape(b, h, w)
 
 
-def input_maps(
-    points: torch.Tensor,
-    kinds: torch.Tensor,
-    labels: torch.Tensor,
-    valid: torch.Tensor,
-    size: tuple[int, int],
-    radius: float = INPUT_RADIUS,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Foreground and background input masks (B, h, w): what M_ref compares the prediction with."""
-    fg, bg, _ = prompt_maps(points, kinds, labels, valid, size, radius)
-    return fg, bg
-
-
 def conflict_map(
     points: torch.Tensor,
     kinds: torch.Tensor,
@@ -91,14 +80,14 @@ def conflict_map(
 ) -> torch.Tensor:
     """M_ref (B, h, w) int64 on the grid of ``prev_prob`` (B, 1, h, w); prev_valid (B,) in {0, 1}."""
     h, w = prev_prob.shape[-2:]
-    fg_in, bg_in = input_maps(points, kinds, labels, valid, (h, w))
+    fg_in, bg_in, _ = prompt_maps(points, kinds, labels, valid, (h, w))
     return conflict_from_maps(fg_in, bg_in, prev_prob, prev_valid)
 
 
 def conflict_from_maps(
     fg_in: torch.Tensor, bg_in: torch.Tensor, prev_prob: torch.Tensor, prev_valid: torch.Tensor
 ) -> torch.Tensor:
-    """M_ref from input masks already on the grid of ``prev_prob`` (see ``input_maps``)."""
+    """M_ref from input masks already on the grid of ``prev_prob`` (see ``prompt_maps``)."""
     prev_fg = (prev_prob[:, 0] > 0.5).to(fg_in.dtype)
     on = prev_valid.to(fg_in.dtype).view(-1, 1, 1)
     missed = fg_in * (1.0 - prev_fg) * on  # said foreground, predicted background -> 1
@@ -111,8 +100,8 @@ class ContrastiveReasoning(nn.Module):
 
     def __init__(self, dim: int):
         super().__init__()
-        self.embed = nn.Conv2d(3, dim, 1, bias=False)  # a 1x1 conv over one-hot M_ref == a lookup
-        nn.init.zeros_(self.embed.weight)  # start as a no-op so round-1 training is undisturbed
+        # a 1x1 conv over one-hot M_ref == a lookup; zero: a no-op at first, so round-1 training is undisturbed
+        self.embed = zero_init(nn.Conv2d(3, dim, 1, bias=False))
 
     def forward(self, m_ref: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """m_ref (B, h, w) int64 -> E_c (B, D, h, w) in the dtype of ``like``."""

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .common import zero_init
+
 
 class DensePromptEmbedding(nn.Module):
     def __init__(self, dim: int, hidden: int = 32):
@@ -21,10 +23,8 @@ class DensePromptEmbedding(nn.Module):
         self.body = nn.Sequential(
             nn.Conv2d(3, hidden, 3, padding=1),
             nn.GELU(),
-            nn.Conv2d(hidden, dim, 3, padding=2, dilation=2),
+            zero_init(nn.Conv2d(hidden, dim, 3, padding=2, dilation=2)),
         )
-        nn.init.zeros_(self.body[-1].weight)
-        nn.init.zeros_(self.body[-1].bias)
 
     def forward(self, fg: torch.Tensor, bg: torch.Tensor, inside_box: torch.Tensor) -> torch.Tensor:
         """Three (B, h, w) maps in {0, 1} -> (B, D, h, w)."""
