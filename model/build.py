@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, replace
 from torch import nn
 
 from .iscn import ISCN
-from .modeling.text_encoder import MiniLMTextEncoder
+from .modeling.text_encoder import make_text_encoder
 from .mrn import MRN
 
 
@@ -62,14 +62,15 @@ class DFIMat(nn.Module):
 
 def build_dfimat(variant: str = "base", text_encoder: bool = True, mrn_branches: str = "hybrid") -> DFIMat:
     """A freshly initialised DFIMat of the named size; ``text_encoder=False`` skips MiniLM
-    (text prompts are then refused), for tools that never see text; ``mrn_branches`` picks the
-    MRN ablation (see ``model.mrn.BRANCHES``)."""
+    (text prompts are then refused), for tools that never see text (``DFIMAT_TEXT_ENCODER``
+    swaps the package for an exported text graph, see ``modeling.text_encoder``);
+    ``mrn_branches`` picks the MRN ablation (see ``model.mrn.BRANCHES``)."""
     if variant not in CONFIGS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(CONFIGS)}")
     c = replace(CONFIGS[variant], mrn_branches=mrn_branches)
     iscn = ISCN(
         c.image_size, c.encoder_dims, c.encoder_depths, c.dim, c.heads, c.stages, c.object_queries,
-        MiniLMTextEncoder() if text_encoder else None,
+        make_text_encoder() if text_encoder else None,
     )
     mrn = MRN(
         c.mrn_local_dims, c.mrn_global_size, c.mrn_global_patch, c.mrn_global_dim,

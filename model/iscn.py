@@ -27,7 +27,7 @@ from .modeling.contrastive_reasoning import (
 from .modeling.dense_prompts import DensePromptEmbedding
 from .modeling.image_encoder import ImageEncoder, ImageFeatures
 from .modeling.prompt_decoder import DecoderOutput, PromptDecoder
-from .modeling.text_encoder import TEXT_WIDTH, MiniLMTextEncoder
+from .modeling.text_encoder import TEXT_WIDTH
 from .modeling.visual_sampler import VisualSampler
 
 
@@ -65,7 +65,7 @@ class ISCN(nn.Module):
         heads: int,
         stages: int,
         object_queries: int,
-        text_encoder: MiniLMTextEncoder | None,
+        text_encoder: nn.Module | None,  # MiniLMTextEncoder or OnnxTextEncoder
     ):
         super().__init__()
         if image_size % 32:

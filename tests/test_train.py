@@ -190,3 +190,23 @@ def test_single_round_users_are_corrected_with_clicks_in_later_rounds() -> None:
     assert isinstance(later, UserSimulator) and later.mode == "click"
     pred = np.zeros((64, 64), np.float32)
     assert later.next_round(item.target, pred, 2).clicks  # a miss gets a foreground click
+
+
+def test_time_box_stops_with_a_checkpoint_and_anneals_by_the_clock(tmp_path: Path) -> None:
+    """--max-minutes ends a run early, with a resumable checkpoint, and the learning rate has
+    followed the clock rather than the (far longer) step schedule."""
+    from training.train_loop import run_progress
+
+    assert run_progress(10, 100, 0.0, None) == pytest.approx(0.1)
+    assert run_progress(10, 100, 30.0, 1.0) == pytest.approx(0.5)  # time ahead of steps
+    assert run_progress(90, 100, 30.0, 1.0) == pytest.approx(0.9)  # steps ahead of time
+    out = tmp_path / "boxed"
+    assert main(["iscn", *TINY, "--out", str(out), "--steps", "1000", "--max-rounds", "1",
+                 "--max-minutes", "0.0001"]) == 0
+    rows = log(out, "iscn")
+    assert [r["step"] for r in rows] == [1], "a spent time box stops after the step in flight"
+    assert rows[-1]["lr"] == pytest.approx(0.0, abs=1e-9), "the clock says the run is over, so lr is at its floor"
+    _, extra = load_checkpoint(out / "iscn_last.pt", text_encoder=False)
+    assert extra["step"] == 1 and extra["config"]["max_minutes"] == pytest.approx(0.0001)
+    with pytest.raises(ValueError, match="max_minutes"):
+        TrainConfig(out="x", synth="scene", steps=1, max_minutes=0).validate()

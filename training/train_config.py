@@ -56,6 +56,7 @@ class TrainConfig:
     save_every: int = 500  # steps between checkpoints (one is always written at the end)
     resume: bool = False
     stop_at: int | None = None  # stop (with a checkpoint) after this step, e.g. for time-limited jobs
+    max_minutes: float | None = None  # time box: stop (with a checkpoint) after this long; lr anneals by time too
 
     def validate(self) -> None:
         """Fail early, with the field's name, on a config that cannot train."""
@@ -92,6 +93,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise ValueError(f"max_minutes must be positive, got {self.max_minutes}")
 
     @property
     def uses_text(self) -> bool:
@@ -152,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-every", type=int)
     p.add_argument("--resume", action="store_const", const=True, help="continue from OUT/<stage>_last.pt")
     p.add_argument("--stop-at", type=int, help="stop with a checkpoint after this step (resume later)")
+    p.add_argument("--max-minutes", type=float,
+                   help="time box: stop with a checkpoint after this many minutes of training; the learning "
+                        "rate follows whichever of steps or time is further along, so a boxed run still anneals")
     return p
 
 

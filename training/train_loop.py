@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
 from model import DFIMat, build_dfimat, load_checkpoint, save_checkpoint
+from model.modeling.text_encoder import text_encoder_source
 
 from .train_config import TrainConfig
 from .train_data import InstanceDataset, SampleLike, batch_to, collate, describe_data, load_samples
@@ -69,8 +70,23 @@ def pick_device(name: str, info: DistInfo) -> torch.device:
 
 def cosine_factor(step: int, total: int, floor: float) -> float:
     """Learning-rate multiplier: cosine from 1 at step 0 to ``floor`` at the last step."""
-    t = min(1.0, step / max(1, total))
+    return cosine_at(step / max(1, total), floor)
+
+
+def cosine_at(progress: float, floor: float) -> float:
+    """The cosine schedule at a fraction of the run (clipped to [0, 1])."""
+    t = min(1.0, max(0.0, progress))
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def run_progress(step: int, total: int, elapsed_s: float, max_minutes: float | None) -> float:
+    """How far along a run is: by steps, or by time when a time box is set and time is ahead.
+    A GPU box of a few minutes cannot know its step rate in advance; following the clock lets
+    the learning rate still reach its floor when the box closes."""
+    by_steps = step / max(1, total)
+    if max_minutes is None:
+        return by_steps
+    return max(by_steps, elapsed_s / (60.0 * max_minutes))
 
 
 def last_paths(cfg: TrainConfig) -> tuple[Path, Path]:
@@ -171,6 +187,7 @@ def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict
     # the current epoch it already trained on and then sees exactly what an unbroken run would.
     epoch, skip = divmod(start_step, per_epoch)
     t0 = time.time()
+    stopping = False
     while step < total:
         dataset.set_epoch(epoch)
         if sampler is not None:
@@ -193,22 +210,28 @@ def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict
             scaler.update()
             sched.step()
             step += 1
+            elapsed = time.time() - t0
+            time_up = _time_up(elapsed, cfg, info)  # every rank asks, once per step (DDP broadcast)
+            if cfg.max_minutes is not None:  # the time box may be ahead of the step schedule
+                for group in opt.param_groups:
+                    group["lr"] = cfg.lr * cosine_at(run_progress(step, total, elapsed, cfg.max_minutes), cfg.min_lr_ratio)
             values = _to_float(parts)
             values.update(step=step, epoch=epoch, lr=opt.param_groups[0]["lr"])
             history.append(values)
             bar.update(1)
             bar.set_postfix(loss=f"{values['total']:.4f}")
-            if info.is_main and (step % cfg.log_every == 0 or step == total or step == cfg.stop_at):
+            if info.is_main and (step % cfg.log_every == 0 or step == total or step == cfg.stop_at
+                                 or time_up):
                 last_logged = values
                 with log_path.open("a") as f:
                     f.write(json.dumps(values) + "\n")
-            stopping = cfg.stop_at is not None and step >= cfg.stop_at
+            stopping = (cfg.stop_at is not None and step >= cfg.stop_at) or time_up
             if info.is_main and (step % cfg.save_every == 0 or step == total or stopping):
                 _save(net, cfg, step, epoch, values, opt, sched, scaler, iscn_record)
             if stopping:
                 break
         epoch, skip = epoch + 1, 0
-        if cfg.stop_at is not None and step >= cfg.stop_at:
+        if stopping:
             break
     bar.close()
     if info.world_size > 1:
@@ -226,6 +249,19 @@ def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict
     }
 
 
+def _time_up(elapsed_s: float, cfg: TrainConfig, info: DistInfo) -> bool:
+    """Whether the time box is spent; under DDP rank 0's clock decides for all, so no rank waits
+    forever on a step the others skipped."""
+    if cfg.max_minutes is None:
+        return False
+    up = torch.tensor([1.0 if elapsed_s >= 60.0 * cfg.max_minutes else 0.0])
+    if info.world_size > 1:
+        if dist.get_backend() == "nccl":
+            up = up.cuda()
+        dist.broadcast(up, 0)
+    return bool(up.item())
+
+
 def _save(net: DFIMat, cfg: TrainConfig, step: int, epoch: int, metrics: dict[str, float], opt, sched, scaler,
           iscn_record: dict[str, Any]) -> None:
     ckpt_path, state_path = last_paths(cfg)
@@ -239,6 +275,7 @@ def _save(net: DFIMat, cfg: TrainConfig, step: int, epoch: int, metrics: dict[st
         "data": describe_data(cfg),
         "metrics": metrics,
         "iscn_checkpoint": cfg.iscn,
+        "text_encoder": text_encoder_source(net.iscn.text_encoder),
     }
     if iscn_record:
         extra["iscn_training"] = iscn_record
