@@ -213,6 +213,32 @@ def model_sources(models: Path | None) -> dict[str, Path]:
     return found
 
 
+def model_files(src: Path, variant: str) -> list[tuple[Path, Path]]:
+    """(file, its place under the installed models folder) for one export: its manifest and every
+    file the manifest lists, under ``<variant>/``; a listed file in a folder beside the export (the
+    shared text encoder of ``python -m export.pack``) keeps its place beside it, so the manifest's
+    relative paths still hold."""
+    manifest = src / "manifest.json"
+    try:
+        listed = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise InstallError(f"{manifest}: not a DFIMat models manifest ({exc})") from exc
+    here = src.resolve()
+    out: list[tuple[Path, Path]] = [(manifest, Path(variant) / "manifest.json")]
+    for name in sorted(listed):
+        f = (src / name).resolve()
+        if here in f.parents:
+            rel = Path(variant) / f.relative_to(here)
+        elif here.parent in f.parents:
+            rel = f.relative_to(here.parent)
+        else:
+            raise InstallError(f"{manifest}: file {name!r} lies outside {here.parent}")
+        if not f.is_file():
+            raise InstallError(f"{manifest}: listed file missing: {f}")
+        out.append((f, rel))
+    return out
+
+
 def install_target(t: Target, args: argparse.Namespace, report: Report) -> None:
     """Plug-in files, models, runtime packages and the manifest for one GIMP profile."""
     base = t.plugins
@@ -227,8 +253,8 @@ def install_target(t: Target, args: argparse.Namespace, report: Report) -> None:
 
     models = model_sources(Path(args.models).expanduser() if args.models else None)
     for variant, src in models.items():
-        for f in sorted(p for p in src.rglob("*") if p.is_file()):
-            _copy(f, home / "models" / variant / f.relative_to(src), files, base, report)
+        for f, rel in model_files(src, variant):
+            _copy(f, home / "models" / rel, files, base, report)
     if not models:
         report.say("  note: no models to install (export them with `python -m export`, then --models DIR); "
                    "the plug-in will say so until then")

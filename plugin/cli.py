@@ -2,7 +2,7 @@
 
     python -m plugin matte IMAGE [--box X0,Y0,X1,Y1] [--click fg:X,Y] [--scribble bg:X,Y;X,Y]
                                  [--text "..."] [--state FILE] [--device auto|cuda|cpu]
-                                 [--models DIR] --out ALPHA.png
+                                 [--models DIR] [--variant small|base] --out ALPHA.png
 
 Every input option may be repeated. With --state the rounds of that file continue and the file
 is updated (atomically). Errors are one line on stderr and exit code 2; no output file is left
@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--state", type=Path, help="round state file to continue and update")
     m.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
     m.add_argument("--models", type=Path, help="models folder (default: $DFIMAT_MODELS or models/)")
+    m.add_argument("--variant", choices=("small", "base"),
+                   help="which shipped model: small (DFIMat-S, the default) or base (DFIMat)")
     m.add_argument("--out", type=Path, required=True, help="alpha matte, a .png file")
     return parser
 
@@ -95,6 +97,7 @@ def run_matte(args: argparse.Namespace) -> int:
     """Parse inputs, run one round, write the matte (and the state); print device and timings."""
     from .engine import MattingEngine
     from .image_io import read_image, write_alpha_png, write_bytes_atomic
+    from .models_dir import default_models_dir, find_models
     from .prompts import Prompts
     from .state import RoundState
 
@@ -112,11 +115,18 @@ def run_matte(args: argparse.Namespace) -> int:
     if prompts.is_empty() and state is None:
         raise UsageError("no inputs: give at least one --click, --scribble, --box or --text")
     image = read_image(args.image)
-    engine = MattingEngine(args.models, device=args.device)
+    if args.models is None:
+        models = default_models_dir(args.variant)
+    elif args.variant is None and not args.models.is_dir():
+        models = args.models  # the engine says the folder is not there
+    else:  # one export, or a folder of variants (the variant's subfolder)
+        models = find_models(args.variant, [args.models])
+    engine = MattingEngine(models, device=args.device)
     result = engine.matte(image, prompts, state)
     write_alpha_png(args.out, result.alpha, sixteen_bit=image.dtype == "uint16")
     if args.state is not None:
         write_bytes_atomic(args.state, result.state.to_bytes())
+    print(f"model: {engine.manifest.model} {engine.model_version}")
     print(f"device: {result.device}")
     for stage in ("encode", "decode", "refine", "total"):
         print(f"{stage}: {result.timings[stage] * 1000:.1f} ms")

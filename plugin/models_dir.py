@@ -31,17 +31,20 @@ MODELS_ENV = "DFIMAT_MODELS"
 DEFAULT_VARIANT = "small"
 
 
-def default_models_dir() -> Path:
+def default_models_dir(variant: str | None = None) -> Path:
     """``$DFIMAT_MODELS`` when set, else the repository's ``models/`` beside ``plugin/``.
 
     Either may hold one exported model or one folder per variant (``small/``, ``base/``, as the
-    repository ships them); in the latter case the default variant's folder is returned. When
-    neither is there the root comes back, so ``load_manifest`` can say what is missing."""
+    repository ships them); in the latter case the folder of ``variant`` (the default variant
+    when None) is returned. When none fits, the root comes back without a variant (so
+    ``load_manifest`` can say what is missing), and an error naming where it looked with one."""
     env = os.environ.get(MODELS_ENV)
     root = Path(env) if env else Path(__file__).resolve().parent.parent / "models"
     try:
-        return find_models(None, [root])
+        return find_models(variant, [root])
     except EngineError:
+        if variant is not None:
+            raise
         return root
 
 

@@ -130,3 +130,27 @@ def test_module_entry_point_exits_2_on_one_line(tmp_path: Path) -> None:
     assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error: ")
     proc = subprocess.run([sys.executable, "-m", "plugin", "matte"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+
+
+def test_variant_picks_a_model_from_a_folder_of_both(exported_small_models, picture: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    """`--variant base` takes models/base from a folder holding both sizes; small is the default."""
+    import json
+    import shutil
+
+    root = tmp_path / "models"
+    for variant in ("small", "base"):
+        shutil.copytree(exported_small_models.models_dir, root / variant)
+        manifest = json.loads((root / variant / "manifest.json").read_text())
+        manifest.update(variant=variant, version=f"{variant}-test")
+        (root / variant / "manifest.json").write_text(json.dumps(manifest))
+    common = ["matte", str(picture), "--click", "fg:60,45", "--device", "cpu", "--models", str(root),
+              "--out", str(tmp_path / "a.png")]
+    code, stdout, err = run([*common, "--variant", "base"], capsys)
+    assert code == 0, err
+    assert "model: " in stdout and "base-test" in stdout
+    code, stdout, err = run(common, capsys)
+    assert code == 0 and "small-test" in stdout
+    shutil.rmtree(root / "base")
+    code, _, err = run([*common, "--variant", "base"], capsys)
+    assert code == 2 and "not found" in err and "base" in err

@@ -183,3 +183,26 @@ def test_models_can_be_named_on_the_command_line(tmp_path) -> None:
     assert split_name(str(odd)) == (None, str(odd))  # an existing path is a path, '=' and all
     with pytest.raises(ValueError, match="empty model name"):
         split_name("=models/small")
+
+
+def test_reports_of_the_same_protocol_merge_into_the_report_of_one_run(small_checkpoint: Path, data: Path,
+                                                                     tmp_path: Path) -> None:
+    """A model scored later beside an earlier report gives the numbers one joint run would have."""
+    from training.report import main as report_main
+
+    common = ["--data", str(data), "--inputs", "click", "mix", "--rounds", "2", "--noc-max", "2", "--seed", "1"]
+    assert main(["--baseline", *common, "--out", str(tmp_path / "a")]) == 0
+    assert main(["--models", f"net={small_checkpoint}", *common, "--out", str(tmp_path / "b")]) == 0
+    assert main(["--models", f"net={small_checkpoint}", "--baseline", *common, "--out", str(tmp_path / "joint")]) == 0
+    assert report_main(["--merge", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "merged")]) == 0
+    merged = json.loads((tmp_path / "merged" / "report.json").read_text())
+    joint = json.loads((tmp_path / "joint" / "report.json").read_text())
+    assert merged["summary"] == joint["summary"]
+    key = lambda r: (r["method"], r["mode"], r["image"], r["instance"], r["round"])  # noqa: E731
+    assert sorted(merged["records"], key=key) == sorted(joint["records"], key=key)
+    assert " ; " in merged["protocol"]["command"] and len(merged["protocol"]["merged_from"]) == 2
+    assert (tmp_path / "merged" / "sad_per_round.png").is_file()
+
+    assert main(["--baseline", *common[:-4], "--noc-max", "2", "--seed", "2", "--out", str(tmp_path / "c")]) == 0
+    assert report_main(["--merge", str(tmp_path / "b"), str(tmp_path / "c"), "--out", str(tmp_path / "x")]) == 2
+    assert report_main(["--merge", str(tmp_path / "a"), str(tmp_path / "joint"), "--out", str(tmp_path / "y")]) == 2

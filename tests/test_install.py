@@ -32,8 +32,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def models(tmp_path: Path) -> Path:
     d = tmp_path / "export_small"
     d.mkdir()
-    (d / "manifest.json").write_text(json.dumps({"variant": "small", "format": 1}))
     (d / "mrn.onnx").write_bytes(b"\x08\x01fake graph")
+    (d / "manifest.json").write_text(json.dumps({"variant": "small", "format": 1, "files": {"mrn.onnx": "0" * 64}}))
     return d
 
 
@@ -194,3 +194,26 @@ def test_clear_errors(home: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "empty"))
     assert install.main(["--no-deps"]) == 1
     assert "no GIMP 3.0 or 2.10 profile folder found" in capsys.readouterr().err
+
+
+def test_a_shared_text_encoder_is_installed_beside_the_models(home: Path, tmp_path: Path) -> None:
+    """After ``python -m export.pack`` a manifest lists ``../text/...``: install keeps that layout,
+    and refuses a manifest that points anywhere else."""
+    root = tmp_path / "models"
+    (root / "text").mkdir(parents=True)
+    (root / "text" / "text_encoder.int8.onnx").write_bytes(b"text graph")
+    for variant in ("small", "base"):
+        (root / variant).mkdir()
+        (root / variant / "mrn.onnx").write_bytes(variant.encode())
+        (root / variant / "manifest.json").write_text(json.dumps(
+            {"variant": variant, "format": 1, "files": {"mrn.onnx": "0" * 64, "../text/text_encoder.int8.onnx": "1" * 64}}))
+    assert install.main(["--models", str(root), "--no-deps", "--gimp-dir", str(home / ".config/GIMP/3.0")]) == 0
+    d = home / ".config/GIMP/3.0/plug-ins/dfimat/models"
+    assert (d / "text" / "text_encoder.int8.onnx").read_bytes() == b"text graph"
+    assert (d / "base" / "mrn.onnx").read_bytes() == b"base" and (d / "small" / "manifest.json").is_file()
+    assert not (d / "small" / "text").exists()
+
+    (root / "small" / "manifest.json").write_text(json.dumps(
+        {"variant": "small", "format": 1, "files": {"../../escape.onnx": "0" * 64}}))
+    with pytest.raises(install.InstallError, match="outside"):
+        install.model_files(root / "small", "small")

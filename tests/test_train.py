@@ -210,3 +210,25 @@ def test_time_box_stops_with_a_checkpoint_and_anneals_by_the_clock(tmp_path: Pat
     assert extra["step"] == 1 and extra["config"]["max_minutes"] == pytest.approx(0.0001)
     with pytest.raises(ValueError, match="max_minutes"):
         TrainConfig(out="x", synth="scene", steps=1, max_minutes=0).validate()
+
+
+def test_init_starts_from_a_checkpoints_weights_and_records_its_lineage(run: Path, tmp_path: Path) -> None:
+    """--init continues training elsewhere (a fresh optimizer): the first step starts from the
+    given weights, and the checkpoint says where they came from."""
+    out = tmp_path / "more"
+    assert main(["iscn", *TINY, "--out", str(out), "--steps", "2", "--max-rounds", "1", "--lr", "1e-9",
+                 "--init", str(run / "mrn_last.pt")]) == 0
+    start, _ = load_checkpoint(run / "mrn_last.pt", text_encoder=False)
+    after, extra = load_checkpoint(out / "iscn_last.pt", text_encoder=False)
+    for (name, a), b in zip(start.iscn.state_dict().items(), after.iscn.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5), f"{name} did not start from --init"
+    assert extra["init_from"]["step"] == 6 and extra["init_from"]["stage"] == "mrn"
+    assert extra["init_from"]["iscn_training"]["step"] == 8, "the whole lineage is kept"
+
+    assert main(["mrn", *TINY, "--out", str(out), "--steps", "1", "--lr", "1e-9", "--iscn", str(out / "iscn_last.pt"),
+                 "--init", str(run / "mrn_last.pt")]) == 0
+    mrn, _ = load_checkpoint(out / "mrn_last.pt", text_encoder=False)
+    for a, b in zip(start.mrn.parameters(), mrn.mrn.parameters(), strict=True):  # (BN statistics do move)
+        assert torch.allclose(a, b, atol=1e-5), "the MRN stage starts from --init's MRN"
+    with pytest.raises(ValueError, match="not both"):
+        TrainConfig(out="x", synth="scene", steps=1, init="a.pt", resume=True).validate()

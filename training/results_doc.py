@@ -150,6 +150,18 @@ def latency_table(runs: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def torch_latency_table(runs: Sequence[dict[str, Any]]) -> str:
+    """``bench/model_size.py --json`` files: one row per (device, variant), milliseconds per part."""
+    lines = ["| Device | PyTorch | Image side | Variant | encode_image | decode | mrn | GFLOPs (encode / decode / mrn) |",
+             "|---|---|---:|---|---:|---:|---:|---|"]
+    for r in runs:
+        for variant, parts in r["variants"].items():
+            ms = [f"{parts[k]['ms']:.1f}" for k in ("encode_image", "decode", "mrn")]
+            fl = " / ".join(f"{parts[k]['gflops']:.1f}" for k in ("encode_image", "decode", "mrn"))
+            lines.append(f"| {r['device']} | {r['torch']} | {r['size']} | {variant} | " + " | ".join(ms) + f" | {fl} |")
+    return "\n".join(lines) + "\n"
+
+
 def _rel(path: Path, out: Path) -> str:
     return Path(os.path.relpath(path, out.parent)).as_posix()
 
@@ -162,7 +174,8 @@ def _protocol_line(r: Report) -> str:
 
 
 def render(main: Report, large: Report | None, ablations: Sequence[Report], latency: Sequence[dict[str, Any]],
-           base: str | None, small: str | None, out: Path, command: str) -> str:
+           base: str | None, small: str | None, out: Path, command: str,
+           torch_latency: Sequence[dict[str, Any]] = ()) -> str:
     parts = ["# Results (generated)\n",
              f"Written by `{command}` from the reports it names; do not edit by hand. "
              "Each section quotes the evaluation command that produced its numbers. SAD, GRAD and CONN are in "
@@ -190,6 +203,12 @@ def render(main: Report, large: Report | None, ablations: Sequence[Report], late
         parts += ["## Latency\n", "Milliseconds per call, median after a warm-up (`bench/latency.py`); "
                   "`decode_text` includes the text encoder; `mrn_N` is the MRN on an N x N image (tiled above 2048).\n",
                   latency_table(latency)]
+    if torch_latency:
+        parts += ["### PyTorch (`bench/model_size.py`)\n",
+                  "The networks themselves, fp32, one image, median after a warm-up; `decode` is one prompt-decoder "
+                  "round with clicks, a scribble, a box and a description (the text encoder's output cached after "
+                  "the warm-up where it runs outside PyTorch); `mrn` refines an image of the given side.\n",
+                  torch_latency_table(torch_latency)]
     return "\n".join(parts)
 
 
@@ -208,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--large-title", default="Held-out synthetic test split at 1024 px")
     ap.add_argument("--ablation", action="append", type=_named, default=[], help="TITLE=FOLDER, repeatable")
     ap.add_argument("--latency", action="append", type=Path, default=[], help="bench/latency.py --json file")
+    ap.add_argument("--torch-latency", action="append", type=Path, default=[],
+                    help="bench/model_size.py --json file (e.g. PyTorch on CUDA)")
     ap.add_argument("--base", help="method name of DFIMat (base) in the reports")
     ap.add_argument("--small", help="method name of DFIMat-S in the reports")
     ap.add_argument("--out", type=Path, required=True)
@@ -217,11 +238,12 @@ def main(argv: list[str] | None = None) -> int:
         large = Report.load(args.large_title, args.large) if args.large else None
         ablations = [Report.load(t, f) for t, f in args.ablation]
         latency = [json.loads(p.read_text()) for p in args.latency]
+        torch_latency = [json.loads(p.read_text()) for p in args.torch_latency]
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     command = "python -m training.results_doc " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    text = render(main_r, large, ablations, latency, args.base, args.small, args.out, command)
+    text = render(main_r, large, ablations, latency, args.base, args.small, args.out, command, torch_latency)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(f"wrote {args.out}")

@@ -32,6 +32,7 @@ class TrainConfig:
     synth_count: int = 64
     synth_size: int = 256
     iscn: str | None = None  # mrn stage: the trained ISCN checkpoint (frozen)
+    init: str | None = None  # start from this checkpoint's weights (fresh optimizer and schedule)
     variant: str = "small"
     size: int = 384  # side of the square training crops
     batch_size: int = 4
@@ -70,6 +71,8 @@ class TrainConfig:
             raise ValueError(f"synth must be 'scene' or 'random', got {self.synth!r}")
         if self.stage == "mrn" and not self.iscn:
             raise ValueError("the mrn stage needs iscn: the trained ISCN checkpoint it refines")
+        if self.init is not None and self.resume:
+            raise ValueError("give init (fresh optimizer from a checkpoint's weights) or resume, not both")
         if self.stage == "mrn" and self.coupled:
             raise ValueError("coupled training is one stage: run stage 'iscn' with coupled=True")
         bad = [m for m in self.inputs if m not in MODES]
@@ -131,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synth-count", type=int)
     p.add_argument("--synth-size", type=int)
     p.add_argument("--iscn", help="mrn stage: trained ISCN checkpoint (e.g. RUN/iscn_last.pt)")
+    p.add_argument("--init", help="start from this checkpoint's weights with a fresh optimizer and schedule "
+                                  "(iscn stage: its ISCN; mrn stage: its MRN), e.g. to go on training elsewhere")
     p.add_argument("--config", help="YAML file of settings (command-line flags win over it)")
     p.add_argument("--variant", choices=("small", "base"))
     p.add_argument("--size", type=int, help="training crop side in pixels")

@@ -98,16 +98,48 @@ def build_net(cfg: TrainConfig) -> tuple[DFIMat, dict[str, Any]]:
     """A fresh DFIMat (iscn stage), or the trained ISCN with a fresh MRN (mrn stage); plus the
     ISCN checkpoint's record (its step, config and data) for the MRN stage's checkpoints, so an
     exported model's manifest tells how both stages were trained."""
+    init = _load_init(cfg)
     if cfg.stage == "mrn":
         net, extra = load_checkpoint(cfg.iscn, text_encoder=cfg.uses_text)
         if net.config.variant != cfg.variant:
             raise ValueError(f"ISCN checkpoint {cfg.iscn} is variant {net.config.variant!r}, config says {cfg.variant!r}")
         fresh = build_dfimat(cfg.variant, text_encoder=False, mrn_branches=cfg.mrn_branches)
-        net.mrn = fresh.mrn  # MRN starts fresh whatever the file held
+        net.mrn = init.mrn if init is not None else fresh.mrn  # else MRN starts fresh whatever the file held
         net.config = fresh.config
-        iscn_record = {k: extra[k] for k in ("step", "epoch", "config", "data", "crm", "coupled") if k in extra}
+        iscn_record = {k: extra[k] for k in RECORD_KEYS if k in extra}
         return net, iscn_record
-    return build_dfimat(cfg.variant, text_encoder=cfg.uses_text), {}
+    net = build_dfimat(cfg.variant, text_encoder=cfg.uses_text)
+    if init is not None:
+        net.iscn.load_state_dict(init.iscn.state_dict(), strict=False)  # MiniLM is not in checkpoints
+        if cfg.coupled:
+            net.mrn.load_state_dict(init.mrn.state_dict())
+    return net, {}
+
+
+#: What a checkpoint records of the run that made the weights it starts from.
+RECORD_KEYS = ("step", "epoch", "config", "data", "crm", "coupled", "text_encoder", "init_from", "iscn_training")
+
+
+def _load_init(cfg: TrainConfig) -> DFIMat | None:
+    """The ``init`` checkpoint's model (checked to be this run's variant and MRN kind), or None."""
+    if cfg.init is None:
+        return None
+    net, extra = load_checkpoint(cfg.init, text_encoder=False)
+    if net.config.variant != cfg.variant:
+        raise ValueError(f"init checkpoint {cfg.init} is variant {net.config.variant!r}, config says {cfg.variant!r}")
+    if cfg.stage == "mrn" and net.config.mrn_branches != cfg.mrn_branches:
+        raise ValueError(f"init checkpoint {cfg.init} has MRN branches {net.config.mrn_branches!r}, "
+                         f"this run trains {cfg.mrn_branches!r}")
+    return net
+
+
+def init_record(cfg: TrainConfig) -> dict[str, Any] | None:
+    """The lineage of an ``init`` run: the starting checkpoint's own record, so a model trained in
+    several places still tells how many steps each stage had in all."""
+    if cfg.init is None:
+        return None
+    _, extra = load_checkpoint(cfg.init, text_encoder=False)
+    return {"path": str(cfg.init), "stage": extra.get("stage"), **{k: extra[k] for k in RECORD_KEYS if k in extra}}
 
 
 def _to_float(parts: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -149,6 +181,7 @@ def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict
     total = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch
 
     net, iscn_record = build_net(cfg)
+    lineage = init_record(cfg)
     if cfg.stage == "iscn" and not cfg.coupled:
         net.mrn.requires_grad_(False)  # not trained here; keeps DDP from waiting on its gradients
     step_mod = (ISCNStep if cfg.stage == "iscn" else MRNStep)(net, cfg)
@@ -227,7 +260,7 @@ def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict
                     f.write(json.dumps(values) + "\n")
             stopping = (cfg.stop_at is not None and step >= cfg.stop_at) or time_up
             if info.is_main and (step % cfg.save_every == 0 or step == total or stopping):
-                _save(net, cfg, step, epoch, values, opt, sched, scaler, iscn_record)
+                _save(net, cfg, step, epoch, values, opt, sched, scaler, iscn_record, lineage)
             if stopping:
                 break
         epoch, skip = epoch + 1, 0
@@ -263,7 +296,7 @@ def _time_up(elapsed_s: float, cfg: TrainConfig, info: DistInfo) -> bool:
 
 
 def _save(net: DFIMat, cfg: TrainConfig, step: int, epoch: int, metrics: dict[str, float], opt, sched, scaler,
-          iscn_record: dict[str, Any]) -> None:
+          iscn_record: dict[str, Any], lineage: dict[str, Any] | None) -> None:
     ckpt_path, state_path = last_paths(cfg)
     extra = {
         "stage": cfg.stage,
@@ -277,6 +310,8 @@ def _save(net: DFIMat, cfg: TrainConfig, step: int, epoch: int, metrics: dict[st
         "iscn_checkpoint": cfg.iscn,
         "text_encoder": text_encoder_source(net.iscn.text_encoder),
     }
+    if lineage is not None:
+        extra["init_from"] = lineage
     if iscn_record:
         extra["iscn_training"] = iscn_record
     state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "step": step}
