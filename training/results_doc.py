@@ -195,8 +195,9 @@ def render(main: Report, large: Report | None, ablations: Sequence[Report], late
     parts.append(goals_table(goals))
     if ablations:
         parts.append("## Ablations\n")
-        parts.append("Each compares variants trained with the same recipe and budget and differs only in what "
-                     "the title names; means are over the input types' last rounds.\n")
+        parts.append("Each compares variants trained on the same data, with the same seed and schedule, that "
+                     "differ in what the title names (how each was trained: the model card's Ablations section); "
+                     "means are over the input types' last rounds.\n")
         for r in ablations:
             parts += [f"### {r.title}\n", _protocol_line(r), ablation_table(r.summary)]
     if latency:
