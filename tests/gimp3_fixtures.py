@@ -71,9 +71,10 @@ def make_root() -> GimpRoot:
     return GimpRoot(path, scripts)
 
 
-def install_into_root(root: GimpRoot, models_dir: Path) -> subprocess.CompletedProcess:
-    """Copy the checkout's plug-in and models in, then run install.py there (packages into a
-    venv beside the plug-in, made with the root's python3 and --system-site-packages)."""
+def install_into_root(root: GimpRoot, models_root: Path) -> subprocess.CompletedProcess:
+    """Copy the checkout's plug-in and a models folder (``small/`` and the shared ``text/``, as
+    the repository ships them) in, then run install.py there (packages into a venv beside the
+    plug-in, made with the root's python3 and --system-site-packages)."""
     src = root.path / SRC_IN_ROOT.lstrip("/")
     shutil.rmtree(src, ignore_errors=True)
     src.mkdir(parents=True)
@@ -82,7 +83,7 @@ def install_into_root(root: GimpRoot, models_dir: Path) -> subprocess.CompletedP
     shutil.copytree(ROOT / "plugin", src / "plugin", ignore=shutil.ignore_patterns("__pycache__"))
     models = root.path / MODELS_IN_ROOT.lstrip("/")
     shutil.rmtree(models, ignore_errors=True)
-    shutil.copytree(models_dir, models / "small")
+    shutil.copytree(models_root, models)
     (root.path / PROFILE_IN_ROOT.lstrip("/") / "plug-ins").mkdir(parents=True, exist_ok=True)
     return root.run("python3", f"{SRC_IN_ROOT}/install.py", "--gimp-dir", PROFILE_IN_ROOT,
                     "--models", MODELS_IN_ROOT)

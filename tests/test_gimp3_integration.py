@@ -6,10 +6,12 @@ the state surviving an XCF save and a reload in a new GIMP process."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 
+from export.pack import pack_folder
 from plugin.prompts import Prompts
 from plugin.state import RoundState
 from tests.gimp3_fixtures import (
@@ -43,11 +45,15 @@ def gimp3_run(exported_small_models, tmp_path_factory):
         root = make_root()
     except (GimpRootError, OSError) as exc:
         pytest.fail(f"the GIMP 3 root cannot be built: {exc}")
-    res = install_into_root(root, exported_small_models.models_dir)
+    # Laid out as models/ ships: the export packed, its text encoder in the shared text/ folder.
+    models_root = tmp_path_factory.mktemp("packed") / "models"
+    shutil.copytree(exported_small_models.models_dir, models_root / "small")
+    pack_folder(models_root / "small", models_root / "text", log=lambda _m: None)
+    res = install_into_root(root, models_root)
     assert res.returncode == 0, f"install.py failed in the root:\n{res.stdout}\n{res.stderr}"
     picture = people_picture()
     write_session(root, picture)
-    out = {"picture": picture, "install": res.stdout, "models": exported_small_models.models_dir}
+    out = {"picture": picture, "install": res.stdout, "models": models_root / "small"}
     for name in ("session_a", "session_b"):
         r = root.batch(f"{name}.py")
         assert r.returncode == 0, f"gimp-console-3.0 failed in {name} (exit {r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
@@ -58,7 +64,7 @@ def gimp3_run(exported_small_models, tmp_path_factory):
         out[raw] = np.frombuffer((root.work / f"{raw}.raw").read_bytes(), np.uint8).reshape(h, w)
     out["trace"] = read_trace(root)
     # The same second install must change nothing.
-    again = install_into_root(root, exported_small_models.models_dir)
+    again = install_into_root(root, models_root)
     out["install_again"] = again.stdout + again.stderr
     check = root.run("python3", f"{SRC_IN_ROOT}/install.py", "--check", "--gimp-dir", PROFILE_IN_ROOT)
     out["check"] = (check.returncode, check.stdout + check.stderr)
