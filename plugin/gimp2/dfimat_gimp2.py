@@ -281,7 +281,7 @@ register(
         (PF_OPTION, "output", "Output", 0, ["Layer mask on the layer", "New layer holding the matte",
                                             "Selection"]),
         (PF_OPTION, "device", "Device", 0, ["Auto", "GPU", "CPU"]),
-        (PF_OPTION, "model", "Model size", 0, ["Small (DFIMat-S, fast)", "Base (DFIMat, best)"]),
+        (PF_OPTION, "model", "Model size", 0, ["Small (DFIMat-S, fast)", "Base (DFIMat, larger, slower)"]),
         (PF_OPTION, "unnamed", "Paths not named fg/bg", 0, ["Foreground", "Background", "Ignore them"]),
         (PF_TOGGLE, "start_over", "Start over (forget earlier rounds)", False),
     ],

@@ -33,8 +33,8 @@ CHOICES = (
     ("device", "Device", "Where the model runs (auto: the GPU when there is one)", {
         "auto": "Auto", "gpu": "GPU", "cpu": "CPU",
     }, "auto"),
-    ("model", "Model size", "small: DFIMat-S, faster; base: DFIMat, better", {
-        "small": "Small (DFIMat-S, fast)", "base": "Base (DFIMat, best)",
+    ("model", "Model size", "small: DFIMat-S, faster; base: DFIMat, larger", {
+        "small": "Small (DFIMat-S, fast)", "base": "Base (DFIMat, larger, slower)",
     }, "small"),
     ("unnamed-paths", "Paths not named fg/bg", "How to use paths whose name starts with neither fg/+ nor bg/-", {
         "foreground": "Foreground", "background": "Background", "ignore": "Ignore them",
