@@ -94,11 +94,11 @@ def last_paths(cfg: TrainConfig) -> tuple[Path, Path]:
     return out / f"{cfg.stage}_last.pt", out / f"{cfg.stage}_last.state.pt"
 
 
-def build_net(cfg: TrainConfig) -> tuple[DFIMat, dict[str, Any]]:
+def build_net(cfg: TrainConfig) -> tuple[DFIMat, dict[str, Any], dict[str, Any] | None]:
     """A fresh DFIMat (iscn stage), or the trained ISCN with a fresh MRN (mrn stage); plus the
     ISCN checkpoint's record (its step, config and data) for the MRN stage's checkpoints, so an
     exported model's manifest tells how both stages were trained."""
-    init = _load_init(cfg)
+    init, lineage = _load_init(cfg)
     if cfg.stage == "mrn":
         net, extra = load_checkpoint(cfg.iscn, text_encoder=cfg.uses_text)
         if net.config.variant != cfg.variant:
@@ -107,39 +107,33 @@ def build_net(cfg: TrainConfig) -> tuple[DFIMat, dict[str, Any]]:
         net.mrn = init.mrn if init is not None else fresh.mrn  # else MRN starts fresh whatever the file held
         net.config = fresh.config
         iscn_record = {k: extra[k] for k in RECORD_KEYS if k in extra}
-        return net, iscn_record
+        return net, iscn_record, lineage
     net = build_dfimat(cfg.variant, text_encoder=cfg.uses_text)
     if init is not None:
         net.iscn.load_state_dict(init.iscn.state_dict(), strict=False)  # MiniLM is not in checkpoints
         if cfg.coupled:
             net.mrn.load_state_dict(init.mrn.state_dict())
-    return net, {}
+    return net, {}, lineage
 
 
 #: What a checkpoint records of the run that made the weights it starts from.
 RECORD_KEYS = ("step", "epoch", "config", "data", "crm", "coupled", "text_encoder", "init_from", "iscn_training")
 
 
-def _load_init(cfg: TrainConfig) -> DFIMat | None:
-    """The ``init`` checkpoint's model (checked to be this run's variant and MRN kind), or None."""
+def _load_init(cfg: TrainConfig) -> tuple[DFIMat | None, dict[str, Any] | None]:
+    """The ``init`` checkpoint's model (checked to be this run's variant and MRN kind) and its
+    lineage (the checkpoint's own record, so a model trained in several places still tells how
+    many steps each stage had in all); (None, None) without ``init``."""
     if cfg.init is None:
-        return None
+        return None, None
     net, extra = load_checkpoint(cfg.init, text_encoder=False)
     if net.config.variant != cfg.variant:
         raise ValueError(f"init checkpoint {cfg.init} is variant {net.config.variant!r}, config says {cfg.variant!r}")
     if cfg.stage == "mrn" and net.config.mrn_branches != cfg.mrn_branches:
         raise ValueError(f"init checkpoint {cfg.init} has MRN branches {net.config.mrn_branches!r}, "
                          f"this run trains {cfg.mrn_branches!r}")
-    return net
-
-
-def init_record(cfg: TrainConfig) -> dict[str, Any] | None:
-    """The lineage of an ``init`` run: the starting checkpoint's own record, so a model trained in
-    several places still tells how many steps each stage had in all."""
-    if cfg.init is None:
-        return None
-    _, extra = load_checkpoint(cfg.init, text_encoder=False)
-    return {"path": str(cfg.init), "stage": extra.get("stage"), **{k: extra[k] for k in RECORD_KEYS if k in extra}}
+    lineage = {"path": str(cfg.init), "stage": extra.get("stage"), **{k: extra[k] for k in RECORD_KEYS if k in extra}}
+    return net, lineage
 
 
 def _to_float(parts: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -180,8 +174,7 @@ def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict
     per_epoch = max(1, len(loader))
     total = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch
 
-    net, iscn_record = build_net(cfg)
-    lineage = init_record(cfg)
+    net, iscn_record, lineage = build_net(cfg)
     if cfg.stage == "iscn" and not cfg.coupled:
         net.mrn.requires_grad_(False)  # not trained here; keeps DDP from waiting on its gradients
     step_mod = (ISCNStep if cfg.stage == "iscn" else MRNStep)(net, cfg)
@@ -287,12 +280,12 @@ def _time_up(elapsed_s: float, cfg: TrainConfig, info: DistInfo) -> bool:
     forever on a step the others skipped."""
     if cfg.max_minutes is None:
         return False
-    up = torch.tensor([1.0 if elapsed_s >= 60.0 * cfg.max_minutes else 0.0])
-    if info.world_size > 1:
-        if dist.get_backend() == "nccl":
-            up = up.cuda()
-        dist.broadcast(up, 0)
-    return bool(up.item())
+    up = elapsed_s >= 60.0 * cfg.max_minutes
+    if info.world_size == 1:
+        return up
+    flag = torch.tensor([1.0 if up else 0.0], device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    dist.broadcast(flag, 0)
+    return bool(flag.item())
 
 
 def _save(net: DFIMat, cfg: TrainConfig, step: int, epoch: int, metrics: dict[str, float], opt, sched, scaler,
