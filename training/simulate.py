@@ -76,26 +76,72 @@ def _erosion_radius(shape: tuple[int, int]) -> int:
     return max(1, int(round(0.005 * min(shape))))
 
 
+def _bounds(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice] | None:
+    """The slices of the mask's bounding box grown by ``margin`` (clipped to the image); None
+    when the mask is empty. The maps here are mostly empty, so the work is done on this window,
+    with results equal to working on the whole image (outside it the mask is all zero)."""
+    x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
+    if w == 0 or h == 0:
+        return None
+    rows, cols = mask.shape
+    return slice(max(0, y - margin), min(rows, y + h + margin)), slice(max(0, x - margin), min(cols, x + w + margin))
+
+
 def _erode(mask: np.ndarray, radius: int) -> np.ndarray:
+    mask = np.asarray(mask, bool)
     if radius <= 0:
         return mask
+    out = np.zeros(mask.shape, bool)
+    win = _bounds(mask, radius + 1)
+    if win is None:
+        return out
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    return cv2.erode(mask.astype(np.uint8), k, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    out[win] = cv2.erode(mask[win].astype(np.uint8), k, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    return out
+
+
+def _inside_distance_window(mask: np.ndarray) -> tuple[np.ndarray, int, int] | None:
+    """``distance_inside`` on the mask's bounding box: (distances, row offset, column offset)."""
+    win = _bounds(mask)
+    if win is None:
+        return None
+    padded = np.pad(mask[win].astype(np.uint8), 1)
+    return cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1], win[0].start, win[1].start
 
 
 def distance_inside(mask: np.ndarray) -> np.ndarray:
     """Euclidean distance of each mask pixel to the nearest non-mask pixel; the image border
     counts as outside, so a point is never placed hugging the border."""
-    padded = np.pad(mask.astype(np.uint8), 1)
-    return cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1]
+    out = np.zeros(mask.shape, np.float32)
+    found = _inside_distance_window(mask)
+    if found is not None:
+        dist, y0, x0 = found
+        out[y0 : y0 + dist.shape[0], x0 : x0 + dist.shape[1]] = dist
+    return out
+
+
+def _where_at_least(mask: np.ndarray, fraction: float, slack: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(ys, xs) of the mask pixels whose inside distance is at least ``fraction`` x the maximum
+    minus ``slack``, in the image's coordinates and raster order."""
+    found = _inside_distance_window(mask)
+    if found is None:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    dist, y0, x0 = found
+    ys, xs = np.nonzero(dist >= fraction * dist.max() - slack)
+    return ys + y0, xs + x0
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    out = np.zeros(mask.shape, bool)
+    win = _bounds(mask)
+    if win is None:
+        return out
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask[win].astype(np.uint8), connectivity=8)
     if n <= 1:
-        return np.zeros_like(mask, bool)
-    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))  # ties: lowest label, deterministic
-    return labels == best
+        return out
+    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))  # ties: lowest label (raster order), deterministic
+    out[win] = labels == best
+    return out
 
 
 def most_significant_error(gt: np.ndarray, pred: np.ndarray, covered: np.ndarray | None = None) -> ErrorRegion | None:
@@ -105,8 +151,8 @@ def most_significant_error(gt: np.ndarray, pred: np.ndarray, covered: np.ndarray
     first so that one-pixel boundary disagreements do not win; a region that vanishes under
     erosion is used uneroded only when nothing else is left. ``covered`` pixels (already
     corrected by an input of this round) are not errors any more. None when nothing is wrong."""
-    g = gt > 0.5
-    p = pred > 0.5
+    g = gt if gt.dtype == bool else gt > 0.5
+    p = pred if pred.dtype == bool else pred > 0.5
     miss, false_pos = g & ~p, p & ~g
     if covered is not None:
         miss &= ~covered
@@ -126,8 +172,7 @@ def most_significant_error(gt: np.ndarray, pred: np.ndarray, covered: np.ndarray
 def deepest_point(mask: np.ndarray) -> tuple[float, float]:
     """The mask pixel farthest from its boundary, as the pixel-centre (x, y). Ties (a plateau, as
     along the middle of a rectangle) go to the tied pixel nearest the plateau's centre."""
-    dist = distance_inside(mask)
-    ys, xs = np.nonzero(dist >= dist.max() - 1e-3)
+    ys, xs = _where_at_least(mask, 1.0, 1e-3)
     i = int(np.argmin((xs - xs.mean()) ** 2 + (ys - ys.mean()) ** 2))
     return float(xs[i]) + 0.5, float(ys[i]) + 0.5
 
@@ -137,9 +182,11 @@ def axis_stroke(mask: np.ndarray, through: Point | None = None, max_fraction: fl
     the deepest point): what a person drags across a region to mark it. The stroke covers the
     longest inside run of that line around the point, trimmed to ``max_fraction`` of it so its
     ends keep off the region's edge."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
+    win = _bounds(mask)
+    if win is None:
         raise ValueError("axis_stroke needs a non-empty mask")
+    ys, xs = np.nonzero(mask[win])
+    ys, xs = ys + win[0].start, xs + win[1].start
     cx, cy = through if through is not None else deepest_point(mask)
     coords = np.stack([xs + 0.5, ys + 0.5], 1)
     if len(xs) >= 2:
@@ -317,9 +364,7 @@ class UserSimulator:
     def _random_deep_point(region: np.ndarray, rng: np.random.Generator, avoid: Sequence[Point]) -> Point:
         """A random pixel among the deeper half of the region (distance to its edge at least half
         the maximum), preferring ones far from earlier inputs: a random yet sensible user."""
-        dist = distance_inside(region)
-        deep = dist >= 0.5 * dist.max()
-        ys, xs = np.nonzero(deep)
+        ys, xs = _where_at_least(region, 0.5)
         if avoid:
             px = xs + 0.5
             py = ys + 0.5
@@ -350,6 +395,13 @@ class UserSimulator:
         Each input goes into the most significant error region left after the inputs already
         placed this round (their COVER_RADIUS counts as corrected). Fewer inputs come back when
         fewer error regions exist; an empty Prompts when the prediction is already right."""
+        kind, count = self.correction_job(gt, pred, round_index)
+        return corrective_inputs(kind, count, np.asarray(gt) > 0.5, np.asarray(pred) > 0.5)
+
+    def correction_job(self, gt: np.ndarray, pred: np.ndarray, round_index: int) -> tuple[str, int]:
+        """(kind, count) of round ``round_index``'s corrections, after checking the inputs: all that
+        ``corrective_inputs`` needs besides the two masks (a ``mix`` round's kind is drawn from
+        gt's exact values, so it is settled where gt is at hand)."""
         if self.mode in ("box", "text"):
             raise ValueError(f"{self.mode!r} input has a single round; next_round does not apply")
         if round_index < 2:
@@ -359,19 +411,34 @@ class UserSimulator:
         if pred.shape != gt.shape:
             raise ValueError(f"pred shape {pred.shape} differs from gt {gt.shape}")
         kind = self.round_kind(gt, round_index)
-        covered = np.zeros(gt.shape, bool)
-        clicks: list[tuple[float, float, bool]] = []
-        scribbles: list[tuple[list[Point], bool]] = []
-        for _ in range(self._count(kind)):
-            region = most_significant_error(gt, pred, covered)
-            if region is None:
-                break
-            if kind == "click":
-                x, y = deepest_point(region.mask)
-                clicks.append((x, y, region.foreground))
-                pts: list[Point] = [(x, y)]
-            else:
-                pts = axis_stroke(region.mask)
-                scribbles.append((pts, region.foreground))
-            covered |= _cover(gt.shape, pts)
-        return Prompts(clicks=clicks, scribbles=scribbles)
+        return kind, self._count(kind)
+
+
+def corrective_inputs(kind: str, count: int, gt_mask: np.ndarray, pred_mask: np.ndarray) -> Prompts:
+    """Up to ``count`` clicks or scribbles (``kind``) into the most significant error regions of
+    ``pred_mask`` against ``gt_mask`` (both (H, W) bool: alpha > 0.5). Each input goes into the
+    largest error region left after the inputs already placed (their COVER_RADIUS counts as
+    corrected). A pure function of its arguments, so training can run it in worker processes
+    (``training.sim_pool``) and get exactly what ``UserSimulator.next_round`` gives."""
+    if kind not in ("click", "scribble"):
+        raise ValueError(f"corrections are clicks or scribbles, got {kind!r}")
+    gt_mask = np.asarray(gt_mask, bool)
+    pred_mask = np.asarray(pred_mask, bool)
+    if gt_mask.shape != pred_mask.shape or gt_mask.ndim != 2:
+        raise ValueError(f"gt and pred masks must be two (H, W) maps of one shape, got {gt_mask.shape} and {pred_mask.shape}")
+    covered = np.zeros(gt_mask.shape, bool)
+    clicks: list[tuple[float, float, bool]] = []
+    scribbles: list[tuple[list[Point], bool]] = []
+    for _ in range(count):
+        region = most_significant_error(gt_mask, pred_mask, covered)
+        if region is None:
+            break
+        if kind == "click":
+            x, y = deepest_point(region.mask)
+            clicks.append((x, y, region.foreground))
+            pts: list[Point] = [(x, y)]
+        else:
+            pts = axis_stroke(region.mask)
+            scribbles.append((pts, region.foreground))
+        covered |= _cover(gt_mask.shape, pts)
+    return Prompts(clicks=clicks, scribbles=scribbles)
