@@ -150,8 +150,7 @@ def test_no_crm_never_passes_the_previous_mask(crm: bool) -> None:
     class S:
         name, image, alphas, texts = "s", np.full((96, 96, 3), 90, np.uint8), gt[None], [None]
 
-    batch = collate([InstanceDataset([S()], 96)[0]])
-    cfg = TrainConfig(stage="iscn", out="x", synth="scene", steps=1, inputs=["click"], crm=crm, negative_prob=0.0)
+    batch = collate([InstanceDataset([S()], 96, inputs=["click"])[0]])
     net = build_dfimat("small", text_encoder=False).eval()
     seen: list[object] = []
     decode = net.iscn.decode
@@ -161,7 +160,7 @@ def test_no_crm_never_passes_the_previous_mask(crm: bool) -> None:
         return decode(feats, prompts, prev_mask)
 
     net.iscn.decode = spy  # type: ignore[method-assign]
-    plan = RoundPlan(batch, cfg, np.random.default_rng(0), negatives=False)
+    plan = RoundPlan(batch)
     with torch.no_grad():
         prompts, prev = simulate_rounds(net, net.iscn.encode_image(batch.images), plan, 3, crm)
     assert len(seen) == 2 and len(prompts[0].clicks) > 3, "rounds 1 and 2 ran and round 3 added inputs"
@@ -177,13 +176,16 @@ def test_single_round_users_are_corrected_with_clicks_in_later_rounds() -> None:
     from training.simulate import UserSimulator
     from training.train_data import Batch, TrainItem
     from training.train_steps import RoundPlan
+    from training.train_users import draw_user
 
     target = np.zeros((64, 64), np.float32)
     target[10:50, 20:40] = 1.0
-    item = TrainItem(np.zeros((64, 64, 3), np.uint8), target, np.zeros((0, 64, 64), np.float32), "the person", "a")
+    others = np.zeros((0, 64, 64), np.float32)
+    user = draw_user(target, others, "the person", ["box"], 0.0, np.random.default_rng(0))
+    item = TrainItem(np.zeros((64, 64, 3), np.uint8), target, others, "the person", "a", user)
     batch = Batch(torch.zeros(2, 3, 64, 64), torch.zeros(2, 1, 64, 64), [item, item])
     cfg = TrainConfig(out="x", synth="scene", steps=1, inputs=["box"], max_rounds=3, negative_prob=0.0)
-    plan = RoundPlan(batch, cfg, np.random.default_rng(0), negatives=False)
+    plan = RoundPlan(batch)
     assert plan.max_rounds(cfg) == 3
     assert plan.corrector(0, 1) is plan.sims[0] and plan.sims[0].mode == "box"
     later = plan.corrector(0, 2)

@@ -50,7 +50,8 @@ class TrainConfig:
     coupled: bool = False  # True: ISCN and MRN trained together in one stage (Table 4 ablation)
     mrn_branches: str = "hybrid"  # MRN stage: "global" or "local" alone for the Table 6 ablation
     seed: int = 0
-    workers: int = 0
+    workers: int = 0  # data loader processes (crops and round-1 inputs)
+    sim_workers: int = 0  # processes for the simulated users' later-round corrections (0: in the training process)
     amp: str = "auto"  # mixed precision on GPU: auto (bf16 where supported, else fp16) | bf16 | fp16 | off
     device: str = "auto"
     log_every: int = 10
@@ -84,6 +85,9 @@ class TrainConfig:
             raise ValueError("mrn_branches is an MRN-stage setting (the ISCN stage trains no MRN)")
         if self.amp not in AMP_CHOICES:
             raise ValueError(f"amp must be one of {AMP_CHOICES}, got {self.amp!r}")
+        for name in ("workers", "sim_workers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
         for name in ("size", "batch_size", "max_rounds", "synth_count", "log_every", "save_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -153,7 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mrn-branches", choices=MRN_BRANCHES, help="MRN stage: hybrid (default) or one branch alone (ablation)")
     p.add_argument("--coupled", action="store_const", const=True, help="train ISCN and MRN end to end (ablation)")
     p.add_argument("--seed", type=int)
-    p.add_argument("--workers", type=int)
+    p.add_argument("--workers", type=int, help="data loader processes (crops and round-1 inputs)")
+    p.add_argument("--sim-workers", type=int,
+                   help="processes for the simulated users' corrections in rounds 2+ (0: in the training "
+                        "process); on a GPU this CPU work is what the GPU waits for")
     p.add_argument("--amp", choices=AMP_CHOICES)
     p.add_argument("--device")
     p.add_argument("--log-every", type=int)

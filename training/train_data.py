@@ -2,8 +2,10 @@
 
 Samples (``training.data.Sample``: image, one alpha per instance, one text per instance) come
 from a dataset folder or from ``training.synth`` generated for the run. Each item picks one
-instance as the target (the others are distractors the simulated user may mark as background);
-the pick, the crop and the flip are drawn from (seed, epoch, index) so a run is reproducible.
+instance as the target (the others are distractors the simulated user may mark as background)
+and, given input modes, its simulated user and round 1 (``training.train_users``); the pick,
+the crop, the flip and the user are drawn from (seed, epoch, index) so a run is reproducible,
+and are made in the data loader's workers, beside each other.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .train_config import TrainConfig
+from .train_users import ItemUser, draw_user
 
 
 class SampleLike(Protocol):
@@ -38,6 +41,7 @@ class TrainItem:
     others: np.ndarray
     text: str | None
     name: str
+    user: ItemUser | None = None  # who gives its inputs, with round 1 (None: the dataset was given no modes)
 
 
 @dataclass
@@ -95,13 +99,18 @@ def random_crop(sample: SampleLike, size: int, rng: np.random.Generator) -> tupl
 
 
 class InstanceDataset(Dataset):
-    """Index i -> a TrainItem of sample i with one target instance (drawn per epoch)."""
+    """Index i -> a TrainItem of sample i with one target instance (drawn per epoch); with
+    ``inputs`` (simulated input modes) also its user and round 1, a negative item (prompts on
+    background, nothing to find) with probability ``negative_prob``."""
 
-    def __init__(self, samples: Sequence[SampleLike], size: int, seed: int = 0):
+    def __init__(self, samples: Sequence[SampleLike], size: int, seed: int = 0,
+                 inputs: Sequence[str] = (), negative_prob: float = 0.0):
         self.samples = samples
         self.size = size
         self.seed = seed
         self.epoch = 0
+        self.inputs = tuple(inputs)
+        self.negative_prob = negative_prob
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -116,10 +125,14 @@ class InstanceDataset(Dataset):
         texts = list(s.texts) + [None] * max(0, len(alphas) - len(s.texts))
         visible = [k for k in range(len(alphas)) if (alphas[k] > 0.5).sum() >= 16]
         if not visible:  # no person left in the crop: a negative item
-            return TrainItem(img, np.zeros(img.shape[:2], np.float32), alphas, None, s.name)
-        k = visible[int(rng.integers(len(visible)))]
-        others = np.delete(alphas, k, axis=0)
-        return TrainItem(img, alphas[k], others, texts[k], s.name)
+            item = TrainItem(img, np.zeros(img.shape[:2], np.float32), alphas, None, s.name)
+        else:
+            k = visible[int(rng.integers(len(visible)))]
+            item = TrainItem(img, alphas[k], np.delete(alphas, k, axis=0), texts[k], s.name)
+        if self.inputs:
+            user_rng = np.random.default_rng([self.seed, self.epoch, i, 1])
+            item.user = draw_user(item.target, item.others, item.text, self.inputs, self.negative_prob, user_rng)
+        return item
 
 
 def collate(items: list[TrainItem]) -> Batch:

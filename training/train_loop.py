@@ -27,6 +27,7 @@ from tqdm import tqdm
 from model import DFIMat, build_dfimat, load_checkpoint, save_checkpoint
 from model.modeling.text_encoder import text_encoder_source
 
+from .sim_pool import CorrectionPool
 from .train_config import TrainConfig
 from .train_data import InstanceDataset, SampleLike, batch_to, collate, describe_data, load_samples
 from .train_steps import ISCNStep, MRNStep, autocast_context, trainable_parameters
@@ -160,7 +161,9 @@ def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict
     if info.world_size > 1:
         dist.barrier()  # rank 0 may have generated synthetic data; the others load it now
         samples = load_samples(cfg) if samples is None else samples
-    dataset = InstanceDataset(samples, cfg.size, cfg.seed)
+    # Negative items teach ISCN's person classifier; MRN refines people only.
+    dataset = InstanceDataset(samples, cfg.size, cfg.seed, cfg.inputs,
+                              cfg.negative_prob if cfg.stage == "iscn" else 0.0)
     sampler = (DistributedSampler(dataset, info.world_size, info.rank, shuffle=True, seed=cfg.seed)
                if info.world_size > 1 else None)
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -177,88 +180,92 @@ def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict
     net, iscn_record, lineage = build_net(cfg)
     if cfg.stage == "iscn" and not cfg.coupled:
         net.mrn.requires_grad_(False)  # not trained here; keeps DDP from waiting on its gradients
-    step_mod = (ISCNStep if cfg.stage == "iscn" else MRNStep)(net, cfg)
-    start_step = 0
-    if cfg.resume:
-        loaded, extra = load_checkpoint(ckpt_path, text_encoder=False)
-        missing = net.load_state_dict(loaded.state_dict(), strict=False)
-        if missing.unexpected_keys:
-            raise ValueError(f"{ckpt_path} does not fit this run: {missing.unexpected_keys[:5]}")
-        start_step = int(extra.get("step", 0))
-    step_mod.to(device)
-    params = list(trainable_parameters(step_mod, cfg.stage, cfg.coupled))
-    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_factor(s, total, cfg.min_lr_ratio))
-    use_fp16 = device.type == "cuda" and (cfg.amp == "fp16" or (cfg.amp == "auto" and not torch.cuda.is_bf16_supported()))
-    scaler = torch.amp.GradScaler("cuda", enabled=use_fp16)
-    if cfg.resume:
-        st = torch.load(state_path, map_location="cpu", weights_only=False)
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
-        scaler.load_state_dict(st["scaler"])
-    model = step_mod
-    if info.world_size > 1:
-        model = torch.nn.parallel.DistributedDataParallel(
-            step_mod, device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=cfg.stage == "iscn",  # e.g. text layers in a batch without text
-        )
-    model.train()
+    pool = CorrectionPool(cfg.sim_workers)  # spawns its processes at the first round-2 batch
+    step_mod = (ISCNStep if cfg.stage == "iscn" else MRNStep)(net, cfg, pool)
+    try:
+        start_step = 0
+        if cfg.resume:
+            loaded, extra = load_checkpoint(ckpt_path, text_encoder=False)
+            missing = net.load_state_dict(loaded.state_dict(), strict=False)
+            if missing.unexpected_keys:
+                raise ValueError(f"{ckpt_path} does not fit this run: {missing.unexpected_keys[:5]}")
+            start_step = int(extra.get("step", 0))
+        step_mod.to(device)
+        params = list(trainable_parameters(step_mod, cfg.stage, cfg.coupled))
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_factor(s, total, cfg.min_lr_ratio))
+        use_fp16 = device.type == "cuda" and (cfg.amp == "fp16" or (cfg.amp == "auto" and not torch.cuda.is_bf16_supported()))
+        scaler = torch.amp.GradScaler("cuda", enabled=use_fp16)
+        if cfg.resume:
+            st = torch.load(state_path, map_location="cpu", weights_only=False)
+            opt.load_state_dict(st["optimizer"])
+            sched.load_state_dict(st["scheduler"])
+            scaler.load_state_dict(st["scaler"])
+        model = step_mod
+        if info.world_size > 1:
+            model = torch.nn.parallel.DistributedDataParallel(
+                step_mod, device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=cfg.stage == "iscn",  # e.g. text layers in a batch without text
+            )
+        model.train()
 
-    log_path = out / f"{cfg.stage}_log.jsonl"
-    history: list[dict[str, float]] = []
-    last_logged: dict[str, float] = {}
-    bar = tqdm(total=total, initial=start_step, desc=f"train {cfg.stage}", disable=not info.is_main, dynamic_ncols=True)
-    step = start_step
-    # Batches are a function of (seed, epoch, position), so a resumed run skips the batches of
-    # the current epoch it already trained on and then sees exactly what an unbroken run would.
-    epoch, skip = divmod(start_step, per_epoch)
-    t0 = time.time()
-    stopping = False
-    while step < total:
-        dataset.set_epoch(epoch)
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        generator.manual_seed(cfg.seed + epoch)
-        for pos, batch in enumerate(loader):
-            if pos < skip:
-                continue
-            if step >= total:
-                break
-            rng = np.random.default_rng([cfg.seed, step, info.rank])
-            batch = batch_to(batch, device)
-            with autocast_context(device, cfg.amp):
-                parts = model(batch, rng)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(parts["total"]).backward()
-            scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            step += 1
-            elapsed = time.time() - t0
-            time_up = _time_up(elapsed, cfg, info)  # every rank asks, once per step (DDP broadcast)
-            if cfg.max_minutes is not None:  # the time box may be ahead of the step schedule
-                for group in opt.param_groups:
-                    group["lr"] = cfg.lr * cosine_at(run_progress(step, total, elapsed, cfg.max_minutes), cfg.min_lr_ratio)
-            values = _to_float(parts)
-            values.update(step=step, epoch=epoch, lr=opt.param_groups[0]["lr"])
-            history.append(values)
-            bar.update(1)
-            bar.set_postfix(loss=f"{values['total']:.4f}")
-            if info.is_main and (step % cfg.log_every == 0 or step == total or step == cfg.stop_at
-                                 or time_up):
-                last_logged = values
-                with log_path.open("a") as f:
-                    f.write(json.dumps(values) + "\n")
-            stopping = (cfg.stop_at is not None and step >= cfg.stop_at) or time_up
-            if info.is_main and (step % cfg.save_every == 0 or step == total or stopping):
-                _save(net, cfg, step, epoch, values, opt, sched, scaler, iscn_record, lineage)
+        log_path = out / f"{cfg.stage}_log.jsonl"
+        history: list[dict[str, float]] = []
+        last_logged: dict[str, float] = {}
+        bar = tqdm(total=total, initial=start_step, desc=f"train {cfg.stage}", disable=not info.is_main, dynamic_ncols=True)
+        step = start_step
+        # Batches are a function of (seed, epoch, position), so a resumed run skips the batches of
+        # the current epoch it already trained on and then sees exactly what an unbroken run would.
+        epoch, skip = divmod(start_step, per_epoch)
+        t0 = time.time()
+        stopping = False
+        while step < total:
+            dataset.set_epoch(epoch)
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            generator.manual_seed(cfg.seed + epoch)
+            for pos, batch in enumerate(loader):
+                if pos < skip:
+                    continue
+                if step >= total:
+                    break
+                rng = np.random.default_rng([cfg.seed, step, info.rank])
+                batch = batch_to(batch, device)
+                with autocast_context(device, cfg.amp):
+                    parts = model(batch, rng)
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(parts["total"]).backward()
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                scaler.step(opt)
+                scaler.update()
+                sched.step()
+                step += 1
+                elapsed = time.time() - t0
+                time_up = _time_up(elapsed, cfg, info)  # every rank asks, once per step (DDP broadcast)
+                if cfg.max_minutes is not None:  # the time box may be ahead of the step schedule
+                    for group in opt.param_groups:
+                        group["lr"] = cfg.lr * cosine_at(run_progress(step, total, elapsed, cfg.max_minutes), cfg.min_lr_ratio)
+                values = _to_float(parts)
+                values.update(step=step, epoch=epoch, lr=opt.param_groups[0]["lr"])
+                history.append(values)
+                bar.update(1)
+                bar.set_postfix(loss=f"{values['total']:.4f}")
+                if info.is_main and (step % cfg.log_every == 0 or step == total or step == cfg.stop_at
+                                     or time_up):
+                    last_logged = values
+                    with log_path.open("a") as f:
+                        f.write(json.dumps(values) + "\n")
+                stopping = (cfg.stop_at is not None and step >= cfg.stop_at) or time_up
+                if info.is_main and (step % cfg.save_every == 0 or step == total or stopping):
+                    _save(net, cfg, step, epoch, values, opt, sched, scaler, iscn_record, lineage)
+                if stopping:
+                    break
+            epoch, skip = epoch + 1, 0
             if stopping:
                 break
-        epoch, skip = epoch + 1, 0
-        if stopping:
-            break
+    finally:
+        pool.close()
     bar.close()
     if info.world_size > 1:
         dist.barrier()

@@ -7,7 +7,8 @@ previous round's low-resolution mask), then round r is trained. Loss: ``model.is
 mask loss on every earlier decoder stage's low-resolution output against the target resized to
 that grid (deep supervision, weight ``aux_weight``, averaged over stages). Negative items (no
 person left in the crop, or drawn with ``negative_prob``) get prompts on a background region
-away from every person and a non-person description: target empty, class 0.
+away from every person and a non-person description: target empty, class 0. Round 1 is drawn
+with the item (``training.train_users``); later rounds' corrections run in ``training.sim_pool``.
 
 MRN (paper 3.3): ISCN frozen in eval mode; the coarse mask is ISCN's prediction after r
 simulated rounds or, with ``perturb_prob``, the ground truth perturbed (erode/dilate, holes,
@@ -31,12 +32,11 @@ from torch import nn
 from model import DFIMat, iscn_loss, mrn_loss
 from plugin.prompts import Prompts
 
+from .sim_pool import CorrectionPool
 from .simulate import UserSimulator
 from .train_config import TrainConfig
 from .train_data import Batch
-
-#: Descriptions of things that are not people, for negative items.
-NEGATIVE_TEXTS = ("the wall", "the sky", "the floor", "the table", "the tree", "the car", "the window")
+from .train_users import ItemUser
 
 
 def autocast_context(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
@@ -48,71 +48,35 @@ def autocast_context(device: torch.device, amp: str) -> contextlib.AbstractConte
     return torch.autocast("cuda", dtype=torch.bfloat16)
 
 
-def distractor_region(item_alphas: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray | None:
-    """A disk of background (no person within its radius) for a negative item, or None when
-    people cover the image."""
-    people = (item_alphas > 0.01).any(0) if len(item_alphas) else np.zeros(shape, bool)
-    free = cv2.distanceTransform((~people).astype(np.uint8), cv2.DIST_L2, 5)
-    radius = 0.1 * min(shape)
-    ys, xs = np.nonzero(free > radius)
-    if len(xs) == 0:
-        return None
-    i = int(rng.integers(len(xs)))
-    disk = np.zeros(shape, np.uint8)
-    cv2.circle(disk, (int(xs[i]), int(ys[i])), int(radius), 1, -1)
-    return (disk > 0) & ~people
-
-
 class RoundPlan:
-    """Per-image simulated users and targets of one batch (what the rounds are built from)."""
+    """The batch's simulated users, targets and round-1 inputs (drawn with the items, see
+    ``training.train_users``): what the rounds are built from."""
 
-    def __init__(self, batch: Batch, cfg: TrainConfig, rng: np.random.Generator, negatives: bool):
-        self.sims: list[UserSimulator] = []
-        self.gts: list[np.ndarray] = []
-        self.first: list[Prompts] = []
-        self.is_person: list[float] = []
-        modes = cfg.inputs
-        for it in batch.items:
-            sim = UserSimulator(modes[int(rng.integers(len(modes)))], int(rng.integers(2**31)))
-            shape = it.target.shape
-            negative = not (it.target > 0.5).any() or (negatives and rng.random() < cfg.negative_prob)
-            region = None
-            if negative:
-                all_alphas = np.concatenate([it.target[None], it.others]) if len(it.others) else it.target[None]
-                region = distractor_region(all_alphas, shape, rng)
-            if negative and region is not None:
-                text = NEGATIVE_TEXTS[int(rng.integers(len(NEGATIVE_TEXTS)))]
-                prompts = sim.first_round(region.astype(np.float32), text, ())
-                gt, person = np.zeros(shape, np.float32), 0.0
-            elif (it.target > 0.5).any():
-                prompts = sim.first_round(it.target, it.text, list(it.others))
-                gt, person = it.target, 1.0
-            else:  # no person and no free background: point anywhere, nothing to find
-                prompts = Prompts(clicks=[(shape[1] / 2, shape[0] / 2, True)])
-                gt, person = np.zeros(shape, np.float32), 0.0
-            self.sims.append(sim)
-            self.gts.append(gt)
-            self.first.append(prompts)
-            self.is_person.append(person)
+    def __init__(self, batch: Batch):
+        missing = [it.name for it in batch.items if it.user is None]
+        if missing:
+            raise ValueError(f"items without a simulated user ({missing[:3]}): build the dataset with inputs=...")
+        users: list[ItemUser] = [it.user for it in batch.items]  # type: ignore[misc]
+        self.users = users
+        self.sims = [u.sim for u in users]
+        self.gts = [u.gt for u in users]
+        self.first = [u.first for u in users]
+        self.is_person = [u.is_person for u in users]
 
     def max_rounds(self, cfg: TrainConfig) -> int:
         return cfg.max_rounds
 
     def corrector(self, i: int, round_index: int) -> UserSimulator:
-        """Who gives round ``round_index``'s inputs for item i: its own simulator while its mode
-        has rounds left; after that (box and text have one round) clicks, as a user fixes a box
-        or a description with clicks. Training every batch on rounds 2+ is what teaches the CRM
-        and the memory prompt; stopping a batch at its shortest mode left them almost untrained."""
-        sim = self.sims[i]
-        if round_index <= sim.rounds:
-            return sim
-        return UserSimulator("click", sim.seed)
+        """Who gives round ``round_index``'s inputs for item i (``ItemUser.corrector``)."""
+        return self.users[i].corrector(round_index)
 
 
 def simulate_rounds(
-    net: DFIMat, feats, plan: RoundPlan, rounds: int, crm: bool
+    net: DFIMat, feats, plan: RoundPlan, rounds: int, crm: bool, pool: CorrectionPool | None = None
 ) -> tuple[list[Prompts], torch.Tensor | None]:
-    """Run rounds 1..rounds-1 without gradient; return round ``rounds``' prompts and prev mask."""
+    """Run rounds 1..rounds-1 without gradient; return round ``rounds``' prompts and prev mask.
+    Each round's corrections are made by ``pool`` (in this process when None)."""
+    pool = pool or CorrectionPool(0)
     prompts = list(plan.first)
     prev = None
     for k in range(2, rounds + 1):
@@ -120,10 +84,8 @@ def simulate_rounds(
             out = net.iscn.decode(feats, prompts, prev if crm else None)
             probs = out.mask_logits.float().sigmoid()[:, 0].cpu().numpy()
             prev = out.low_res_logits.float().sigmoid()
-        prompts = [
-            p.merged(plan.corrector(i, k).next_round(gt, probs[i], k))
-            for i, (p, gt) in enumerate(zip(prompts, plan.gts, strict=True))
-        ]
+        jobs = [(plan.corrector(i, k), gt, probs[i], k) for i, gt in enumerate(plan.gts)]
+        prompts = [p.merged(new) for p, new in zip(prompts, pool.correct(jobs), strict=True)]
     return prompts, (prev if crm else None)
 
 
@@ -178,17 +140,18 @@ def perturb_mask(alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 class ISCNStep(nn.Module):
     """Forward = one ISCN training step's losses (``coupled``: plus MRN trained on ISCN's mask)."""
 
-    def __init__(self, net: DFIMat, cfg: TrainConfig):
+    def __init__(self, net: DFIMat, cfg: TrainConfig, pool: CorrectionPool | None = None):
         super().__init__()
         self.net = net
         self.cfg = cfg
+        self.pool = pool
 
     def forward(self, batch: Batch, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         cfg = self.cfg
-        plan = RoundPlan(batch, cfg, rng, negatives=True)
+        plan = RoundPlan(batch)
         rounds = int(rng.integers(1, plan.max_rounds(cfg) + 1))
         feats = self.net.iscn.encode_image(batch.images)
-        prompts, prev = simulate_rounds(self.net, feats, plan, rounds, cfg.crm)
+        prompts, prev = simulate_rounds(self.net, feats, plan, rounds, cfg.crm, self.pool)
         out = self.net.iscn.decode(feats, prompts, prev)
         targets = torch.from_numpy(np.stack(plan.gts))[:, None].to(batch.images.device)
         is_person = torch.tensor(plan.is_person, device=batch.images.device)
@@ -205,10 +168,11 @@ class ISCNStep(nn.Module):
 class MRNStep(nn.Module):
     """Forward = one MRN training step's losses, with ISCN frozen (eval mode, no gradient)."""
 
-    def __init__(self, net: DFIMat, cfg: TrainConfig):
+    def __init__(self, net: DFIMat, cfg: TrainConfig, pool: CorrectionPool | None = None):
         super().__init__()
         self.net = net
         self.cfg = cfg
+        self.pool = pool
         net.iscn.requires_grad_(False)
 
     def train(self, mode: bool = True) -> MRNStep:
@@ -218,11 +182,11 @@ class MRNStep(nn.Module):
 
     def forward(self, batch: Batch, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         cfg = self.cfg
-        plan = RoundPlan(batch, cfg, rng, negatives=False)
+        plan = RoundPlan(batch)
         rounds = int(rng.integers(1, plan.max_rounds(cfg) + 1))
         with torch.no_grad():
             feats = self.net.iscn.encode_image(batch.images)
-            prompts, prev = simulate_rounds(self.net, feats, plan, rounds, cfg.crm)
+            prompts, prev = simulate_rounds(self.net, feats, plan, rounds, cfg.crm, self.pool)
             coarse = self.net.iscn.decode(feats, prompts, prev).mask_logits.float().sigmoid()
         for i, it in enumerate(batch.items):
             if rng.random() < cfg.perturb_prob:

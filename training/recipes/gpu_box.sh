@@ -42,10 +42,10 @@ common=(--inputs click scribble box text mix --max-rounds 3 --log-every 20 --sav
 shipped() {  # variant data size: ISCN then MRN, each in its time box
   local v=$1 data=$2 size=$3
   $py -m training.train iscn --variant "$v" --config "training/configs/iscn_$v.yaml" --data "$data" --size "$size" \
-    --batch-size "$BATCH" --steps 20000 --max-minutes "$ISCN_BOX" --workers 3 "${common[@]}" --out "$W/$v" \
+    --batch-size "$BATCH" --steps 20000 --max-minutes "$ISCN_BOX" --workers 2 --sim-workers 2 "${common[@]}" --out "$W/$v" \
     > "$W/$v.iscn.log" 2>&1 &&
   $py -m training.train mrn --variant "$v" --config "training/configs/mrn_$v.yaml" --data "$data" --size "$size" \
-    --batch-size "$BATCH" --steps 20000 --max-minutes "$MRN_BOX" --workers 3 "${common[@]}" \
+    --batch-size "$BATCH" --steps 20000 --max-minutes "$MRN_BOX" --workers 2 --sim-workers 2 "${common[@]}" \
     --iscn "$W/$v/iscn_last.pt" --out "$W/$v" > "$W/$v.mrn.log" 2>&1
   at "$v done (rc $?)"
 }

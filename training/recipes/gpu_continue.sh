@@ -21,7 +21,7 @@ at "data ready"
 ISCN_BOX=$($py -c "print(round(($(left) - $TAIL - 60 * $MRN_BOX - 20) / 60, 2))")
 echo "ISCN box $ISCN_BOX min, MRN box $MRN_BOX min"
 common=(--variant "$VARIANT" --data "$W/data" --size "$SIZE" --batch-size "$BATCH" --steps 20000 --lr "$LR"
-        --inputs click scribble box text mix --max-rounds 3 --workers 12 --log-every 20 --save-every 200 --seed "$SEED"
+        --inputs click scribble box text mix --max-rounds 3 --workers 8 --sim-workers 4 --log-every 20 --save-every 200 --seed "$SEED"
         --init "$INIT" --out "$W/run")
 $py -m training.train iscn --config "training/configs/iscn_$VARIANT.yaml" --max-minutes "$ISCN_BOX" "${common[@]}" \
   > "$W/iscn.log" 2>&1 && at "ISCN done" &&
