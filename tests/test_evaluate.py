@@ -206,3 +206,28 @@ def test_reports_of_the_same_protocol_merge_into_the_report_of_one_run(small_che
     assert main(["--baseline", *common[:-4], "--noc-max", "2", "--seed", "2", "--out", str(tmp_path / "c")]) == 0
     assert report_main(["--merge", str(tmp_path / "b"), str(tmp_path / "c"), "--out", str(tmp_path / "x")]) == 2
     assert report_main(["--merge", str(tmp_path / "a"), str(tmp_path / "joint"), "--out", str(tmp_path / "y")]) == 2
+
+
+def test_a_re_scored_model_replaces_its_rows_only_when_asked(tmp_path: Path) -> None:
+    """--replace: a retrained model scored again takes the place of its earlier rows; the
+    baseline's rows stay, and the protocol names what was replaced."""
+    from training.report import main as report_main
+    from training.report import aggregate, write_report
+
+    protocol = {"data": "/x/test384", "subset": None, "images": 1, "targets": 1, "inputs": ["click"], "rounds": 1,
+                "seed": 0, "noc_threshold": 0.9, "noc_max_clicks": 0, "seconds": 1.0}
+
+    def rec(method: str, sad: float) -> dict:
+        return {"method": method, "mode": "click", "image": "a", "instance": 0, "round": 1, "sad": sad, "mse": 0.0,
+                "grad": 0.0, "conn": sad, "iou": 0.5}
+
+    old, new = [rec("net", 9.0), rec("base", 5.0)], [rec("net", 2.0)]
+    write_report(tmp_path / "old", aggregate(old), old, {**protocol, "command": "old run", "methods": ["net", "base"]})
+    write_report(tmp_path / "new", aggregate(new), new, {**protocol, "command": "new run"})
+    args = ["--merge", str(tmp_path / "old"), str(tmp_path / "new"), "--out"]
+    assert report_main([*args, str(tmp_path / "refused")]) == 2
+    assert report_main([*args, str(tmp_path / "merged"), "--replace"]) == 0
+    merged = json.loads((tmp_path / "merged" / "report.json").read_text())
+    assert merged["summary"] == aggregate([rec("net", 2.0), rec("base", 5.0)])
+    assert sorted((r["method"], r["sad"]) for r in merged["records"]) == [("base", 5.0), ("net", 2.0)]
+    assert merged["protocol"]["methods"] == ["net", "base"] and "net from" in merged["protocol"]["replaced"][0]

@@ -132,17 +132,19 @@ def write_report(out_dir: Path | str, summary: dict[str, Any], records: Sequence
 SAME_PROTOCOL = ("subset", "images", "targets", "inputs", "rounds", "seed", "noc_threshold", "noc_max_clicks")
 
 
-def merge_reports(folders: Sequence[Path | str], out_dir: Path | str) -> dict[str, Path]:
+def merge_reports(folders: Sequence[Path | str], out_dir: Path | str, replace: bool = False) -> dict[str, Path]:
     """One report from several made with the same protocol on the same data (e.g. a new model
     scored later beside the baseline and a model already scored): the simulated user is seeded
     per target, so every method still saw the same first inputs. Refuses reports whose protocol
-    differs, or that score a method twice."""
+    differs, or that score a method twice; with ``replace`` a later report's method replaces the
+    same method of the earlier ones (a retrained model re-scored), and the protocol says so."""
     loaded = [json.loads((Path(f) / "report.json").read_text()) for f in folders]
     if len(loaded) < 2:
         raise ValueError("merging needs at least two report folders")
     first = loaded[0]["protocol"]
     summary: dict[str, Any] = {}
     records: list[dict[str, Any]] = []
+    replaced: list[str] = []
     for folder, rep in zip(folders, loaded, strict=True):
         p = rep["protocol"]
         diff = [k for k in SAME_PROTOCOL if p.get(k) != first.get(k)]
@@ -151,29 +153,36 @@ def merge_reports(folders: Sequence[Path | str], out_dir: Path | str) -> dict[st
         if diff:
             raise ValueError(f"{folder}: protocol differs from {folders[0]} in {', '.join(diff)}")
         twice = sorted(set(rep["summary"]) & set(summary))
+        if twice and not replace:
+            raise ValueError(f"{folder}: scores {', '.join(twice)} again (--replace takes the later one)")
         if twice:
-            raise ValueError(f"{folder}: scores {', '.join(twice)} again")
+            records = [r for r in records if r["method"] not in twice]
+            replaced += [f"{m} from {folder}" for m in twice]
         summary.update(rep["summary"])
         records += rep["records"]
     protocol = dict(first)
-    protocol["methods"] = [m for rep in loaded for m in rep["protocol"].get("methods", rep["summary"])]
+    protocol["methods"] = list(dict.fromkeys(m for rep in loaded for m in rep["protocol"].get("methods", rep["summary"])))
     protocol["seconds"] = sum(float(rep["protocol"].get("seconds", 0.0)) for rep in loaded)
     protocol["command"] = " ; ".join(str(rep["protocol"].get("command", "(command not recorded)")) for rep in loaded)
     protocol["merged_from"] = [str(f) for f in folders]
+    if replaced:
+        protocol["replaced"] = replaced
     return write_report(out_dir, summary, records, protocol)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m training.report --merge A B [...] --out DIR``: one report from several."""
+    """``python -m training.report --merge A B [...] --out DIR [--replace]``: one report from several."""
     import argparse
     import sys
 
     ap = argparse.ArgumentParser(prog="python -m training.report", description=merge_reports.__doc__.split("\n")[0])
     ap.add_argument("--merge", nargs="+", required=True, help="report folders (same protocol, same data)")
     ap.add_argument("--out", required=True, help="report folder to write")
+    ap.add_argument("--replace", action="store_true",
+                    help="a method scored again in a later report replaces its earlier rows (a retrained model)")
     args = ap.parse_args(argv)
     try:
-        paths = merge_reports(args.merge, args.out)
+        paths = merge_reports(args.merge, args.out, replace=args.replace)
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -170,7 +170,8 @@ def _protocol_line(r: Report) -> str:
     p = r.protocol
     return (f"{p.get('images')} images, {p.get('targets')} targets from `{Path(str(p.get('data'))).name}`; inputs "
             f"{', '.join(p.get('inputs', []))}; {p.get('rounds')} rounds; simulated-user seed {p.get('seed')}; "
-            f"{p.get('seconds', 0):.0f} s.\n\n`{p.get('command', '(command not recorded)')}`\n")
+            f"{p.get('seconds', 0):.0f} s.\n\n`{p.get('command', '(command not recorded)')}`\n"
+            + (f"\nRows re-scored later replace the earlier ones: {'; '.join(p['replaced'])}.\n" if p.get("replaced") else ""))
 
 
 def render(main: Report, large: Report | None, ablations: Sequence[Report], latency: Sequence[dict[str, Any]],
