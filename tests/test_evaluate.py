@@ -211,8 +211,8 @@ def test_reports_of_the_same_protocol_merge_into_the_report_of_one_run(small_che
 def test_a_re_scored_model_replaces_its_rows_only_when_asked(tmp_path: Path) -> None:
     """--replace: a retrained model scored again takes the place of its earlier rows; the
     baseline's rows stay, and the protocol names what was replaced."""
-    from training.report import main as report_main
     from training.report import aggregate, write_report
+    from training.report import main as report_main
 
     protocol = {"data": "/x/test384", "subset": None, "images": 1, "targets": 1, "inputs": ["click"], "rounds": 1,
                 "seed": 0, "noc_threshold": 0.9, "noc_max_clicks": 0, "seconds": 1.0}
