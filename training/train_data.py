@@ -45,10 +45,20 @@ class TrainItem:
 
 
 @dataclass
+class StepItem:
+    """What a training step needs of an item beyond the stacked tensors: its target alpha (H, W),
+    its name (for messages) and its simulated user with round 1."""
+
+    target: np.ndarray
+    name: str
+    user: ItemUser | None
+
+
+@dataclass
 class Batch:
     images: torch.Tensor  # (B, 3, S, S) float in [0, 1]
     targets: torch.Tensor  # (B, 1, S, S) float alpha
-    items: list[TrainItem]
+    items: Sequence[StepItem | TrainItem]
 
 
 def load_samples(cfg: TrainConfig) -> Sequence[SampleLike]:
@@ -136,10 +146,12 @@ class InstanceDataset(Dataset):
 
 
 def collate(items: list[TrainItem]) -> Batch:
-    """Stack images and targets; keep the items (numpy) for the simulated user."""
+    """Stack images and targets; keep of each item only what the step reads. The batch crosses
+    from a loader worker to the training process pickled: the images (already in the tensor) and
+    the other people's alphas (needed only to draw round 1) would triple what it carries."""
     images = torch.from_numpy(np.stack([it.image for it in items])).permute(0, 3, 1, 2).float() / 255.0
     targets = torch.from_numpy(np.stack([it.target for it in items]))[:, None].float()
-    return Batch(images, targets, items)
+    return Batch(images, targets, [StepItem(it.target, it.name, it.user) for it in items])
 
 
 def batch_to(batch: Batch, device: torch.device | str) -> Batch:
