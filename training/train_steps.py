@@ -56,12 +56,23 @@ class RoundPlan:
         missing = [it.name for it in batch.items if it.user is None]
         if missing:
             raise ValueError(f"items without a simulated user ({missing[:3]}): build the dataset with inputs=...")
-        users: list[ItemUser] = [it.user for it in batch.items]  # type: ignore[misc]
-        self.users = users
-        self.sims = [u.sim for u in users]
-        self.gts = [u.gt for u in users]
-        self.first = [u.first for u in users]
-        self.is_person = [u.is_person for u in users]
+        self.users: list[ItemUser] = [it.user for it in batch.items]  # type: ignore[misc]
+
+    @property
+    def sims(self) -> list[UserSimulator]:
+        return [u.sim for u in self.users]
+
+    @property
+    def gts(self) -> list[np.ndarray]:
+        return [u.gt for u in self.users]
+
+    @property
+    def first(self) -> list[Prompts]:
+        return [u.first for u in self.users]
+
+    @property
+    def is_person(self) -> list[float]:
+        return [u.is_person for u in self.users]
 
     def max_rounds(self, cfg: TrainConfig) -> int:
         return cfg.max_rounds
