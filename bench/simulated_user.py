@@ -22,11 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from training.data import MattingDataset  # noqa: E402
 from training.sim_pool import CorrectionPool  # noqa: E402
+from training.simulate import MODES  # noqa: E402
 from training.synth import generate  # noqa: E402
 from training.train_data import InstanceDataset  # noqa: E402
 from training.train_users import draw_user  # noqa: E402
-
-MODES = ["click", "scribble", "box", "text", "mix"]
 
 
 def model_like_error(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
