@@ -112,6 +112,32 @@ def test_config_yaml_then_flags(tmp_path: Path) -> None:
     assert main(["iscn", "--out", "R", "--steps", "1"]) == 2
 
 
+def test_round1_prob_weights_the_trained_round() -> None:
+    """Default: uniform in 1..max_rounds (the same draws as before the option existed);
+    round1_prob: round 1 that often, 2..max_rounds uniformly otherwise; bad values name the field."""
+    from training.train_steps import draw_round
+
+    def counts(prob: float | None, max_rounds: int = 3, n: int = 3000) -> np.ndarray:
+        rng = np.random.default_rng(5)
+        return np.bincount([draw_round(rng, max_rounds, prob) for _ in range(n)], minlength=max_rounds + 1)[1:]
+
+    rng, ref = np.random.default_rng(5), np.random.default_rng(5)
+    assert [draw_round(rng, 3) for _ in range(50)] == [int(ref.integers(1, 4)) for _ in range(50)]
+    uniform = counts(None) / 3000
+    assert np.all(np.abs(uniform - 1 / 3) < 0.04)
+    weighted = counts(0.6) / 3000
+    assert abs(weighted[0] - 0.6) < 0.04 and abs(weighted[1] - weighted[2]) < 0.05
+    assert counts(1.0).tolist() == [3000, 0, 0] and counts(0.0)[0] == 0
+    assert counts(0.3, max_rounds=1).tolist() == [3000]
+    cfg = config_from_args(["iscn", "--synth", "scene", "--out", "R", "--steps", "1", "--round1-prob", "0.6"])
+    assert cfg.round1_prob == 0.6
+    with pytest.raises(ValueError, match="round1_prob must be in"):
+        config_from_args(["iscn", "--synth", "scene", "--out", "R", "--steps", "1", "--round1-prob", "1.5"])
+    with pytest.raises(ValueError, match="round1_prob below 1 needs max_rounds"):
+        config_from_args(["iscn", "--synth", "scene", "--out", "R", "--steps", "1", "--round1-prob", "0.5",
+                          "--max-rounds", "1"])
+
+
 def test_perturbed_gt_is_a_plausible_coarse_mask() -> None:
     gt = np.zeros((96, 96), np.float32)
     gt[20:80, 30:60] = 1.0
@@ -184,9 +210,7 @@ def test_single_round_users_are_corrected_with_clicks_in_later_rounds() -> None:
     user = draw_user(target, others, "the person", ["box"], 0.0, np.random.default_rng(0))
     item = TrainItem(np.zeros((64, 64, 3), np.uint8), target, others, "the person", "a", user)
     batch = Batch(torch.zeros(2, 3, 64, 64), torch.zeros(2, 1, 64, 64), [item, item])
-    cfg = TrainConfig(out="x", synth="scene", steps=1, inputs=["box"], max_rounds=3, negative_prob=0.0)
     plan = RoundPlan(batch)
-    assert plan.max_rounds(cfg) == 3
     assert plan.corrector(0, 1) is plan.sims[0] and plan.sims[0].mode == "box"
     later = plan.corrector(0, 2)
     assert isinstance(later, UserSimulator) and later.mode == "click"

@@ -43,6 +43,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.0  # cosine schedule floor, as a fraction of lr
     inputs: list[str] = field(default_factory=lambda: ["mix"])  # simulated input modes, one drawn per image
     max_rounds: int = 3  # ISCN: train on round r, r drawn in 1..max_rounds
+    round1_prob: float | None = None  # share of batches on round 1 (None: uniform in 1..max_rounds)
     negative_prob: float = 0.1  # ISCN: share of images whose prompts point at no person
     aux_weight: float = 1.0  # deep supervision weight (ISCN decoder stages, MRN PRM stages)
     perturb_prob: float = 0.5  # MRN: share of coarse masks made by perturbing the GT
@@ -98,6 +99,10 @@ class TrainConfig:
         for name in ("negative_prob", "perturb_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.round1_prob is not None and not 0.0 <= self.round1_prob <= 1.0:
+            raise ValueError(f"round1_prob must be in [0, 1], got {self.round1_prob}")
+        if self.round1_prob is not None and self.round1_prob < 1.0 and self.max_rounds == 1:
+            raise ValueError("round1_prob below 1 needs max_rounds of 2 or more (only round 1 exists)")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.max_minutes is not None and self.max_minutes <= 0:
@@ -150,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--inputs", nargs="+", choices=MODES, help="simulated input modes (one drawn per image)")
     p.add_argument("--max-rounds", type=int)
+    p.add_argument("--round1-prob", type=float,
+                   help="share of batches trained on round 1, the others on 2..max-rounds (default: uniform); "
+                        "round 1 is the only one where a box or a description is trained alone")
     p.add_argument("--negative-prob", type=float)
     p.add_argument("--aux-weight", type=float)
     p.add_argument("--perturb-prob", type=float)

@@ -1,6 +1,6 @@
 """One training step's forward pass and losses, per stage (a module each, so DDP can wrap it).
 
-ISCN (paper 3.2, 5.1-5.2): per batch a round r is drawn in 1..max_rounds; rounds 1..r-1 run
+ISCN (paper 3.2, 5.1-5.2): per batch a round r is drawn in 1..max_rounds (``draw_round``); rounds 1..r-1 run
 without gradient (single-round modes, box and text, are corrected with clicks after round 1) to build what round r sees (every earlier input, and the CRM state: the
 previous round's low-resolution mask), then round r is trained. Loss: ``model.iscn_loss``
 (0.1 class + BCE + Dice) on the binarised target at the training image size, plus the same
@@ -74,12 +74,20 @@ class RoundPlan:
     def is_person(self) -> list[float]:
         return [u.is_person for u in self.users]
 
-    def max_rounds(self, cfg: TrainConfig) -> int:
-        return cfg.max_rounds
-
     def corrector(self, i: int, round_index: int) -> UserSimulator:
         """Who gives round ``round_index``'s inputs for item i (``ItemUser.corrector``)."""
         return self.users[i].corrector(round_index)
+
+
+def draw_round(rng: np.random.Generator, max_rounds: int, round1_prob: float | None = None) -> int:
+    """The round a batch trains on. Box and text users give one input and are scored on it, but
+    they are trained on it alone only in batches on round 1 (later rounds add clicks), so
+    ``round1_prob`` can give round 1 more weight than the uniform draw in 1..max_rounds (None)."""
+    if round1_prob is None or max_rounds == 1:
+        return int(rng.integers(1, max_rounds + 1))
+    if rng.random() < round1_prob:
+        return 1
+    return int(rng.integers(2, max_rounds + 1))
 
 
 def simulate_rounds(
@@ -160,7 +168,7 @@ class ISCNStep(nn.Module):
     def forward(self, batch: Batch, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         plan = RoundPlan(batch)
-        rounds = int(rng.integers(1, plan.max_rounds(cfg) + 1))
+        rounds = draw_round(rng, cfg.max_rounds, cfg.round1_prob)
         feats = self.net.iscn.encode_image(batch.images)
         prompts, prev = simulate_rounds(self.net, feats, plan, rounds, cfg.crm, self.pool)
         out = self.net.iscn.decode(feats, prompts, prev)
@@ -194,7 +202,7 @@ class MRNStep(nn.Module):
     def forward(self, batch: Batch, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         plan = RoundPlan(batch)
-        rounds = int(rng.integers(1, plan.max_rounds(cfg) + 1))
+        rounds = draw_round(rng, cfg.max_rounds, cfg.round1_prob)
         with torch.no_grad():
             feats = self.net.iscn.encode_image(batch.images)
             prompts, prev = simulate_rounds(self.net, feats, plan, rounds, cfg.crm, self.pool)
