@@ -37,33 +37,34 @@ def prompt_maps(
     """(foreground, background, inside a box) input masks (B, h, w) in {0, 1} on an (h, w) grid
     of cell centres; background includes everything outside the boxes when there is a box."""
     h, w = size
-    b, p, k, _ = points.shape
+    b = points.shape[0]
     ys = (torch.arange(h, device=points.device, dtype=points.dtype) + 0.5) / h
     xs = (torch.arange(w, device=points.device, dtype=points.dtype) + 0.5) / w
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    grid = torch.stack([gx, gy], dim=-1).reshape(1, 1, 1, h * w, 2)  # (1,1,1,N,2)
+    gx, gy = gx.reshape(1, 1, 1, h * w), gy.reshape(1, 1, 1, h * w)  # (1,1,1,N) cell centres
 
-    a = points[:, :, :-1].unsqueeze(3)  # (B,P,K-1,1,2) segment starts
-    ab = (points[:, :, 1:] - points[:, :, :-1]).unsqueeze(3)  # segment vectors
-    ap = grid - a  # (B,P,K-1,N,2)
-    denom = (ab * ab).sum(-1).clamp_min(1e-12)
-    t = ((ap * ab).sum(-1) / denom).clamp(0.0, 1.0)
-    closest = a + t.unsqueeze(-1) * ab
-    dist = (grid - closest).pow(2).sum(-1).amin(dim=2)  # (B,P,N) squared distance to the stroke
+    # x and y kept apart: (B,P,K-1,N) tensors, no trailing axis of 2 to reduce (about twice as
+    # fast on CPU as stacked coordinates; this is most of a decoder call's non-network time).
+    ax, ay = points[:, :, :-1, 0:1], points[:, :, :-1, 1:2]  # (B,P,K-1,1) segment starts
+    abx, aby = points[:, :, 1:, 0:1] - ax, points[:, :, 1:, 1:2] - ay  # segment vectors
+    dx, dy = gx - ax, gy - ay
+    t = ((dx * abx + dy * aby) / (abx * abx + aby * aby).clamp_min(1e-12)).clamp(0.0, 1.0)
+    ex, ey = dx - t * abx, dy - t * aby  # cell minus its closest point on the segment
+    dist = (ex * ex + ey * ey).amin(dim=2)  # (B,P,N) squared distance to the stroke
     near = (dist <= radius * radius).to(points.dtype)
 
-    is_box = (kinds == KIND_BOX).to(points.dtype) * valid  # (B,P)
-    stroke = (1.0 - (kinds == KIND_BOX).to(points.dtype)) * valid
+    box = (kinds == KIND_BOX).to(points.dtype)
+    is_box = box * valid  # (B,P)
+    stroke = (1.0 - box) * valid
     fg_w = stroke * (labels == 1).to(points.dtype)
     bg_w = stroke * (labels == 0).to(points.dtype)
     fg = (near * fg_w.unsqueeze(-1)).amax(dim=1)
     bg = (near * bg_w.unsqueeze(-1)).amax(dim=1)
 
     # Outside every box: corners 0 (top-left) and 2 (bottom-right) bound the box.
-    lo = points[:, :, 0].unsqueeze(2)  # (B,P,1,2)
-    hi = points[:, :, 2].unsqueeze(2)
-    g = grid.reshape(1, 1, h * w, 2)
-    inside = ((g >= lo) & (g <= hi)).all(dim=-1).to(points.dtype)  # (B,P,N)
+    cx, cy = gx.reshape(1, 1, h * w), gy.reshape(1, 1, h * w)
+    inside = ((cx >= points[:, :, 0, 0:1]) & (cx <= points[:, :, 2, 0:1])
+              & (cy >= points[:, :, 0, 1:2]) & (cy <= points[:, :, 2, 1:2])).to(points.dtype)  # (B,P,N)
     inside_any = (inside * is_box.unsqueeze(-1)).amax(dim=1)
     has_box = is_box.amax(dim=1, keepdim=True)
     bg = torch.maximum(bg, has_box * (1.0 - inside_any))
