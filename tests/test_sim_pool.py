@@ -79,9 +79,9 @@ def test_items_carry_their_user_drawn_per_seed_epoch_and_index() -> None:
     assert not a.user.first.is_empty()
     users = []
     for epoch in range(6):
-        ds.set_epoch(epoch)
-        users.append((ds[1].user.sim.mode, ds[1].user.sim.seed))
+        users.append((ds[(epoch, 1)].user.sim.mode, ds[(epoch, 1)].user.sim.seed))
     assert len(set(users)) > 1, "a new epoch draws a new user"
+    assert ds[(0, 1)].user.first == a.user.first  # a plain index is epoch 0
     negative = InstanceDataset([Scene()], 96, inputs=["click"], negative_prob=1.0)[0].user
     assert negative.is_person == 0.0 and not negative.gt.any() and negative.first.clicks
     assert InstanceDataset([Scene()], 96)[0].user is None

@@ -5,12 +5,13 @@ from a dataset folder or from ``training.synth`` generated for the run. Each ite
 instance as the target (the others are distractors the simulated user may mark as background)
 and, given input modes, its simulated user and round 1 (``training.train_users``); the pick,
 the crop, the flip and the user are drawn from (seed, epoch, index) so a run is reproducible,
-and are made in the data loader's workers, beside each other.
+and are made in the data loader's workers, beside each other. The epoch travels with each index
+(``EpochSampler``), so the workers can live through the whole run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from .train_config import TrainConfig
 from .train_users import ItemUser, draw_user
@@ -109,28 +110,25 @@ def random_crop(sample: SampleLike, size: int, rng: np.random.Generator) -> tupl
 
 
 class InstanceDataset(Dataset):
-    """Index i -> a TrainItem of sample i with one target instance (drawn per epoch); with
+    """(epoch, i) -> a TrainItem of sample i with one target instance (drawn per epoch); with
     ``inputs`` (simulated input modes) also its user and round 1, a negative item (prompts on
-    background, nothing to find) with probability ``negative_prob``."""
+    background, nothing to find) with probability ``negative_prob``. A plain index i is epoch 0."""
 
     def __init__(self, samples: Sequence[SampleLike], size: int, seed: int = 0,
                  inputs: Sequence[str] = (), negative_prob: float = 0.0):
         self.samples = samples
         self.size = size
         self.seed = seed
-        self.epoch = 0
         self.inputs = tuple(inputs)
         self.negative_prob = negative_prob
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int) -> TrainItem:
+    def __getitem__(self, key: int | tuple[int, int]) -> TrainItem:
+        epoch, i = key if isinstance(key, tuple) else (0, key)
         s = self.samples[i]
-        rng = np.random.default_rng([self.seed, self.epoch, i])
+        rng = np.random.default_rng([self.seed, epoch, i])
         img, alphas = random_crop(s, self.size, rng)
         texts = list(s.texts) + [None] * max(0, len(alphas) - len(s.texts))
         visible = [k for k in range(len(alphas)) if (alphas[k] > 0.5).sum() >= 16]
@@ -140,9 +138,31 @@ class InstanceDataset(Dataset):
             k = visible[int(rng.integers(len(visible)))]
             item = TrainItem(img, alphas[k], np.delete(alphas, k, axis=0), texts[k], s.name)
         if self.inputs:
-            user_rng = np.random.default_rng([self.seed, self.epoch, i, 1])
+            user_rng = np.random.default_rng([self.seed, epoch, i, 1])
             item.user = draw_user(item.target, item.others, item.text, self.inputs, self.negative_prob, user_rng)
         return item
+
+
+class EpochSampler(Sampler):
+    """(epoch, index) pairs from an index sampler. The loader's workers are told the epoch with
+    every index, so they can persist across epochs instead of being forked again for each one
+    (a dataset attribute set in the training process would not reach workers already running)."""
+
+    def __init__(self, indices: Sampler[int]):
+        self.indices = indices
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.indices, "set_epoch"):  # DistributedSampler shuffles per epoch
+            self.indices.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.epoch
+        return ((epoch, int(i)) for i in self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)  # type: ignore[arg-type]
 
 
 def collate(items: list[TrainItem]) -> Batch:

@@ -14,7 +14,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,15 @@ from model.modeling.text_encoder import text_encoder_source
 
 from .sim_pool import CorrectionPool
 from .train_config import TrainConfig
-from .train_data import InstanceDataset, SampleLike, batch_to, collate, describe_data, load_samples
+from .train_data import (
+    EpochSampler,
+    InstanceDataset,
+    SampleLike,
+    batch_to,
+    collate,
+    describe_data,
+    load_samples,
+)
 from .train_steps import ISCNStep, MRNStep, autocast_context, trainable_parameters
 
 
@@ -149,137 +157,212 @@ def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict
     info = init_distributed(cfg.device)
     device = pick_device(cfg.device, info)
     torch.manual_seed(cfg.seed + info.rank)
-    out = Path(cfg.out)
     if info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
+        Path(cfg.out).mkdir(parents=True, exist_ok=True)
     ckpt_path, state_path = last_paths(cfg)
     if cfg.resume and (not ckpt_path.is_file() or not state_path.is_file()):
-        raise FileNotFoundError(f"--resume: no checkpoint to resume in {out} ({ckpt_path.name} and {state_path.name})")
+        raise FileNotFoundError(f"--resume: no checkpoint to resume in {cfg.out} ({ckpt_path.name} and {state_path.name})")
 
-    if samples is None:
-        samples = load_samples(cfg) if info.is_main else None
-    if info.world_size > 1:
-        dist.barrier()  # rank 0 may have generated synthetic data; the others load it now
-        samples = load_samples(cfg) if samples is None else samples
-    # Negative items teach ISCN's person classifier; MRN refines people only.
-    dataset = InstanceDataset(samples, cfg.size, cfg.seed, cfg.inputs,
-                              cfg.negative_prob if cfg.stage == "iscn" else 0.0)
-    sampler = (DistributedSampler(dataset, info.world_size, info.rank, shuffle=True, seed=cfg.seed)
-               if info.world_size > 1 else None)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    loader = DataLoader(
-        dataset, batch_size=cfg.batch_size, sampler=sampler or RandomSampler(dataset, generator=generator),
-        collate_fn=collate, num_workers=cfg.workers, drop_last=len(dataset) // info.world_size >= cfg.batch_size,
-        pin_memory=device.type == "cuda",
-        # Not persistent: workers are re-forked each epoch so they see dataset.set_epoch(epoch).
-        persistent_workers=False,
-    )
+    loader, sampler, generator = make_loader(cfg, make_dataset(cfg, samples, info), info, device)
     per_epoch = max(1, len(loader))
     total = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch
-
     net, iscn_record, lineage = build_net(cfg)
     if cfg.stage == "iscn" and not cfg.coupled:
         net.mrn.requires_grad_(False)  # not trained here; keeps DDP from waiting on its gradients
     pool = CorrectionPool(cfg.sim_workers)  # spawns its processes at the first round-2 batch
     step_mod = (ISCNStep if cfg.stage == "iscn" else MRNStep)(net, cfg, pool)
     try:
-        start_step = 0
-        if cfg.resume:
-            loaded, extra = load_checkpoint(ckpt_path, text_encoder=False)
-            missing = net.load_state_dict(loaded.state_dict(), strict=False)
-            if missing.unexpected_keys:
-                raise ValueError(f"{ckpt_path} does not fit this run: {missing.unexpected_keys[:5]}")
-            start_step = int(extra.get("step", 0))
+        start_step = resume_weights(net, ckpt_path) if cfg.resume else 0
         step_mod.to(device)
-        params = list(trainable_parameters(step_mod, cfg.stage, cfg.coupled))
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_factor(s, total, cfg.min_lr_ratio))
-        use_fp16 = device.type == "cuda" and (cfg.amp == "fp16" or (cfg.amp == "auto" and not torch.cuda.is_bf16_supported()))
-        scaler = torch.amp.GradScaler("cuda", enabled=use_fp16)
+        optim = Optimization.create(step_mod, cfg, total, device)
         if cfg.resume:
-            st = torch.load(state_path, map_location="cpu", weights_only=False)
-            opt.load_state_dict(st["optimizer"])
-            sched.load_state_dict(st["scheduler"])
-            scaler.load_state_dict(st["scaler"])
-        model = step_mod
-        if info.world_size > 1:
-            model = torch.nn.parallel.DistributedDataParallel(
-                step_mod, device_ids=[device.index] if device.type == "cuda" else None,
-                find_unused_parameters=cfg.stage == "iscn",  # e.g. text layers in a batch without text
-            )
-        model.train()
-
-        log_path = out / f"{cfg.stage}_log.jsonl"
-        history: list[dict[str, float]] = []
-        last_logged: dict[str, float] = {}
-        bar = tqdm(total=total, initial=start_step, desc=f"train {cfg.stage}", disable=not info.is_main, dynamic_ncols=True)
-        step = start_step
-        # Batches are a function of (seed, epoch, position), so a resumed run skips the batches of
-        # the current epoch it already trained on and then sees exactly what an unbroken run would.
-        epoch, skip = divmod(start_step, per_epoch)
-        t0 = time.time()
-        stopping = False
-        while step < total:
-            dataset.set_epoch(epoch)
-            if sampler is not None:
-                sampler.set_epoch(epoch)
-            generator.manual_seed(cfg.seed + epoch)
-            for pos, batch in enumerate(loader):
-                if pos < skip:
-                    continue
-                if step >= total:
-                    break
-                rng = np.random.default_rng([cfg.seed, step, info.rank])
-                batch = batch_to(batch, device)
-                with autocast_context(device, cfg.amp):
-                    parts = model(batch, rng)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(parts["total"]).backward()
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                scaler.step(opt)
-                scaler.update()
-                sched.step()
-                step += 1
-                elapsed = time.time() - t0
-                time_up = _time_up(elapsed, cfg, info)  # every rank asks, once per step (DDP broadcast)
-                if cfg.max_minutes is not None:  # the time box may be ahead of the step schedule
-                    for group in opt.param_groups:
-                        group["lr"] = cfg.lr * cosine_at(run_progress(step, total, elapsed, cfg.max_minutes), cfg.min_lr_ratio)
-                values = _to_float(parts)
-                values.update(step=step, epoch=epoch, lr=opt.param_groups[0]["lr"])
-                history.append(values)
-                bar.update(1)
-                bar.set_postfix(loss=f"{values['total']:.4f}")
-                if info.is_main and (step % cfg.log_every == 0 or step == total or step == cfg.stop_at
-                                     or time_up):
-                    last_logged = values
-                    with log_path.open("a") as f:
-                        f.write(json.dumps(values) + "\n")
-                stopping = (cfg.stop_at is not None and step >= cfg.stop_at) or time_up
-                if info.is_main and (step % cfg.save_every == 0 or step == total or stopping):
-                    _save(net, cfg, step, epoch, values, opt, sched, scaler, iscn_record, lineage)
-                if stopping:
-                    break
-            epoch, skip = epoch + 1, 0
-            if stopping:
-                break
+            optim.load(state_path)
+        run = Run(cfg, info, device, net, wrap_parallel(step_mod, cfg, info, device), optim, total,
+                  iscn_record, lineage)
+        run.loop(loader, sampler, generator, per_epoch, start_step)
     finally:
         pool.close()
-    bar.close()
     if info.world_size > 1:
         dist.barrier()
         dist.destroy_process_group()
     return {
         "rank": info.rank,
         "stage": cfg.stage,
-        "steps": step,
+        "steps": run.step,
         "start_step": start_step,
-        "seconds": time.time() - t0,
-        "losses": [h["total"] for h in history],
-        "last": last_logged,
+        "seconds": run.seconds,
+        "losses": [h["total"] for h in run.history],
+        "last": run.last_logged,
         "checkpoint": str(ckpt_path),
     }
+
+
+def make_dataset(cfg: TrainConfig, samples: Sequence[SampleLike] | None, info: DistInfo) -> InstanceDataset:
+    if samples is None:
+        samples = load_samples(cfg) if info.is_main else None
+    if info.world_size > 1:
+        dist.barrier()  # rank 0 may have generated synthetic data; the others load it now
+        samples = load_samples(cfg) if samples is None else samples
+    assert samples is not None
+    # Negative items teach ISCN's person classifier; MRN refines people only.
+    return InstanceDataset(samples, cfg.size, cfg.seed, cfg.inputs, cfg.negative_prob if cfg.stage == "iscn" else 0.0)
+
+
+def make_loader(cfg: TrainConfig, dataset: InstanceDataset, info: DistInfo,
+                device: torch.device) -> tuple[DataLoader, EpochSampler, torch.Generator]:
+    """The loader, its (epoch, index) sampler and the generator that shuffles each epoch (reseeded
+    per epoch, so a batch is a function of seed, epoch and position)."""
+    generator = torch.Generator().manual_seed(cfg.seed)
+    indices = (DistributedSampler(dataset, info.world_size, info.rank, shuffle=True, seed=cfg.seed)
+               if info.world_size > 1 else RandomSampler(dataset, generator=generator))
+    sampler = EpochSampler(indices)
+    loader = DataLoader(
+        dataset, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate, num_workers=cfg.workers,
+        drop_last=len(dataset) // info.world_size >= cfg.batch_size, pin_memory=device.type == "cuda",
+        persistent_workers=cfg.workers > 0,  # the epoch comes with each index (EpochSampler)
+    )
+    return loader, sampler, generator
+
+
+def resume_weights(net: DFIMat, ckpt_path: Path) -> int:
+    """Load the last checkpoint's weights into ``net``; the step it was written at."""
+    loaded, extra = load_checkpoint(ckpt_path, text_encoder=False)
+    missing = net.load_state_dict(loaded.state_dict(), strict=False)
+    if missing.unexpected_keys:
+        raise ValueError(f"{ckpt_path} does not fit this run: {missing.unexpected_keys[:5]}")
+    return int(extra.get("step", 0))
+
+
+def wrap_parallel(step_mod: torch.nn.Module, cfg: TrainConfig, info: DistInfo, device: torch.device) -> torch.nn.Module:
+    """The step module, under DistributedDataParallel when torchrun started several ranks."""
+    if info.world_size == 1:
+        return step_mod
+    return torch.nn.parallel.DistributedDataParallel(
+        step_mod, device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=cfg.stage == "iscn",  # e.g. text layers in a batch without text
+    )
+
+
+@dataclass
+class Optimization:
+    """Adam over the stage's trainable parameters, the cosine schedule and the fp16 grad scaler:
+    what a step updates and what a resume restores."""
+
+    cfg: TrainConfig
+    params: list[torch.nn.Parameter]
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+
+    @classmethod
+    def create(cls, step_mod: torch.nn.Module, cfg: TrainConfig, total: int, device: torch.device) -> Optimization:
+        params = list(trainable_parameters(step_mod, cfg.stage, cfg.coupled))
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_factor(s, total, cfg.min_lr_ratio))
+        use_fp16 = device.type == "cuda" and (cfg.amp == "fp16" or (cfg.amp == "auto" and not torch.cuda.is_bf16_supported()))
+        return cls(cfg, params, opt, sched, torch.amp.GradScaler("cuda", enabled=use_fp16))
+
+    def load(self, state_path: Path) -> None:
+        st = torch.load(state_path, map_location="cpu", weights_only=False)
+        self.opt.load_state_dict(st["optimizer"])
+        self.sched.load_state_dict(st["scheduler"])
+        self.scaler.load_state_dict(st["scaler"])
+
+    def state(self, step: int) -> dict[str, Any]:
+        return {"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                "scaler": self.scaler.state_dict(), "step": step}
+
+    def update(self, loss: torch.Tensor) -> None:
+        """Backward, clip to norm 1, step, advance the schedule."""
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.opt)
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+
+    def follow_clock(self, step: int, total: int, elapsed_s: float) -> None:
+        """Under a time box the learning rate follows whichever of steps or time is further along."""
+        if self.cfg.max_minutes is not None:
+            factor = cosine_at(run_progress(step, total, elapsed_s, self.cfg.max_minutes), self.cfg.min_lr_ratio)
+            for group in self.opt.param_groups:
+                group["lr"] = self.cfg.lr * factor
+
+    @property
+    def lr(self) -> float:
+        return self.opt.param_groups[0]["lr"]
+
+
+@dataclass
+class Run:
+    """One stage's steps from ``start_step`` to the end (or the stop step, or the time box), with
+    the log and the checkpoints; holds what the summary reports."""
+
+    cfg: TrainConfig
+    info: DistInfo
+    device: torch.device
+    net: DFIMat
+    model: torch.nn.Module
+    optim: Optimization
+    total: int
+    iscn_record: dict[str, Any]
+    lineage: dict[str, Any] | None
+    step: int = 0
+    seconds: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+    last_logged: dict[str, float] = field(default_factory=dict)
+
+    def loop(self, loader: DataLoader, sampler: EpochSampler, generator: torch.Generator,
+             per_epoch: int, start_step: int) -> None:
+        cfg = self.cfg
+        self.model.train()
+        bar = tqdm(total=self.total, initial=start_step, desc=f"train {cfg.stage}", disable=not self.info.is_main,
+                   dynamic_ncols=True)
+        self.step = start_step
+        # Batches are a function of (seed, epoch, position), so a resumed run skips the batches of
+        # the current epoch it already trained on and then sees exactly what an unbroken run would.
+        epoch, skip = divmod(start_step, per_epoch)
+        t0 = time.time()
+        try:
+            while self.step < self.total:
+                sampler.set_epoch(epoch)
+                generator.manual_seed(cfg.seed + epoch)
+                for pos, batch in enumerate(loader):
+                    if pos < skip:
+                        continue
+                    if self.step >= self.total or self.train_step(batch, epoch, t0, bar):
+                        return
+                epoch, skip = epoch + 1, 0
+        finally:
+            self.seconds = time.time() - t0
+            bar.close()
+
+    def train_step(self, batch: Any, epoch: int, t0: float, bar: tqdm) -> bool:
+        """One optimizer step, its log line and checkpoint; whether the run stops here."""
+        cfg, info = self.cfg, self.info
+        rng = np.random.default_rng([cfg.seed, self.step, info.rank])
+        batch = batch_to(batch, self.device)
+        with autocast_context(self.device, cfg.amp):
+            parts = self.model(batch, rng)
+        self.optim.update(parts["total"])
+        self.step += 1
+        step, elapsed = self.step, time.time() - t0
+        time_up = _time_up(elapsed, cfg, info)  # every rank asks, once per step (DDP broadcast)
+        self.optim.follow_clock(step, self.total, elapsed)
+        values = _to_float(parts)
+        values.update(step=step, epoch=epoch, lr=self.optim.lr)
+        self.history.append(values)
+        bar.update(1)
+        bar.set_postfix(loss=f"{values['total']:.4f}")
+        stopping = (cfg.stop_at is not None and step >= cfg.stop_at) or time_up
+        if info.is_main and (step % cfg.log_every == 0 or step == self.total or stopping):
+            self.last_logged = values
+            with (Path(cfg.out) / f"{cfg.stage}_log.jsonl").open("a") as f:
+                f.write(json.dumps(values) + "\n")
+        if info.is_main and (step % cfg.save_every == 0 or step == self.total or stopping):
+            _save(self.net, cfg, step, epoch, values, self.optim, self.iscn_record, self.lineage)
+        return stopping
 
 
 def _time_up(elapsed_s: float, cfg: TrainConfig, info: DistInfo) -> bool:
@@ -295,7 +378,7 @@ def _time_up(elapsed_s: float, cfg: TrainConfig, info: DistInfo) -> bool:
     return bool(flag.item())
 
 
-def _save(net: DFIMat, cfg: TrainConfig, step: int, epoch: int, metrics: dict[str, float], opt, sched, scaler,
+def _save(net: DFIMat, cfg: TrainConfig, step: int, epoch: int, metrics: dict[str, float], optim: Optimization,
           iscn_record: dict[str, Any], lineage: dict[str, Any] | None) -> None:
     ckpt_path, state_path = last_paths(cfg)
     extra = {
@@ -314,8 +397,7 @@ def _save(net: DFIMat, cfg: TrainConfig, step: int, epoch: int, metrics: dict[st
         extra["init_from"] = lineage
     if iscn_record:
         extra["iscn_training"] = iscn_record
-    state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "step": step}
     tmp = state_path.with_suffix(".tmp")
-    torch.save(state, tmp)
+    torch.save(optim.state(step), tmp)
     tmp.replace(state_path)
     save_checkpoint(net, ckpt_path, extra=extra)
