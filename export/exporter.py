@@ -22,7 +22,7 @@ from plugin.models_dir import MANIFEST_FORMAT, MANIFEST_NAME, sha256_file
 from plugin.text_tokens import MAX_TEXT_TOKENS
 
 from . import optimize, parity
-from .graphs import OPSET, export_graph, graph_specs
+from .graphs import OPSET, GraphSpec, export_graph, graph_specs
 
 #: Graphs that get an fp16 copy for GPUs (the heavy, image-sized ones). The decoder stays fp32:
 #: it is small, and its sinusoidal point embeddings lose precision in fp16.
@@ -118,6 +118,12 @@ def export_models(opts: ExportOptions) -> dict[str, Any]:
         shutil.rmtree(stage, ignore_errors=True)
 
 
+def write_graph(spec: GraphSpec, path: Path, raw: Path) -> None:
+    """Trace one graph to ``raw``, then simplify it into ``path`` (what every exported graph is)."""
+    export_graph(spec, raw)
+    optimize.simplify(raw, path)
+
+
 def _export_into(net: DFIMat, extra: dict[str, Any], ckpt: Path, stage: Path, opts: ExportOptions) -> dict[str, Any]:
     log = opts.log
     specs = graph_specs(net)
@@ -130,8 +136,7 @@ def _export_into(net: DFIMat, extra: dict[str, Any], ckpt: Path, stage: Path, op
         log(f"exporting {name}")
         raw = raw_dir / f"{name}.onnx"
         path = stage / f"{name}.onnx"
-        export_graph(spec, raw)
-        optimize.simplify(raw, path)
+        write_graph(spec, path, raw)
         inputs, outputs = optimize.io_description(path)
         graphs[name] = {"file": path.name, "fp16_file": None, "inputs": inputs, "outputs": outputs}
         if opts.check:
