@@ -4,6 +4,8 @@
 #
 #   BUDGET=220 INIT=.carry/base_fp16.pt VARIANT=base SIZE=512 OUT=/path bash training/recipes/gpu_continue.sh
 #
+# INIT: a training checkpoint, or one read back from the shipped folder beforehand on a machine
+# with the MiniLM package (`python -m export.recover models/small --out .carry/small.pt`).
 # Output as gpu_box.sh: the checkpoint in 15 MiB parts (<variant>.pt.partNN) and rest.tgz (logs).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
