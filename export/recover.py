@@ -58,6 +58,7 @@ class Trace:
 
     kind: str  # "as_is" | "transposed" | "reshaped" | "folded_weight" | "folded_bias" | "table_plus_row"
     target: str  # parameter name, or the BatchNorm module for the folded kinds
+    conv: str = ""  # folded kinds: the convolution the BatchNorm is folded into
     row: int = -1  # table_plus_row: the embedding row
     table: np.ndarray | None = None  # table_plus_row: the positional table
 
@@ -131,11 +132,11 @@ def trace(value: np.ndarray, params: dict[str, np.ndarray], folded: dict[str, tu
             return Trace("transposed", name)
         if p.size == value.size and np.array_equal(p.reshape(-1), value.reshape(-1)):
             return Trace("reshaped", name)
-    for bn, (_conv, w, b) in folded.items():
+    for bn, (conv, w, b) in folded.items():
         if w.shape == value.shape and np.allclose(w, value, rtol=1e-5, atol=1e-7):
-            return Trace("folded_weight", bn)
+            return Trace("folded_weight", bn, conv)
         if b.shape == value.shape and np.allclose(b, value, rtol=1e-5, atol=1e-7):
-            return Trace("folded_bias", bn)
+            return Trace("folded_bias", bn, conv)
     side = int(round(value.shape[1] ** 0.5)) if value.ndim == 3 and value.shape[0] == 1 else 0
     if side and side * side == value.shape[1] and value.shape[2] == dim:
         table = grid_embed(side, side, dim, torch.zeros(1)).numpy()
@@ -143,7 +144,7 @@ def trace(value: np.ndarray, params: dict[str, np.ndarray], folded: dict[str, tu
             if p.ndim == 2 and p.shape[1] == dim:
                 rows = [r for r in range(p.shape[0]) if np.allclose(value[0] - table, p[r], atol=1e-5)]
                 if len(rows) == 1:
-                    return Trace("table_plus_row", name, rows[0], table)
+                    return Trace("table_plus_row", name, row=rows[0], table=table)
     return None
 
 
@@ -153,7 +154,6 @@ def recovered_state(net: DFIMat, traces: dict[str, Trace],
     and the names of the parameters that were set."""
     state = {k: v.clone() for k, v in net.state_dict().items()}
     mods = dict(net.named_modules())
-    folded = _folded_pairs(net)
     covered: set[str] = set()
 
     def put(name: str, array: np.ndarray) -> None:
@@ -174,7 +174,7 @@ def recovered_state(net: DFIMat, traces: dict[str, Trace],
             state[t.target][t.row] = torch.from_numpy(row.astype(np.float32))
             covered.add(t.target)
         else:  # folded: the BatchNorm becomes an identity, the convolution carries the fold
-            bn, conv = t.target, folded[t.target][0]
+            bn, conv = t.target, t.conv
             eps = mods[bn].eps
             state[f"{bn}.running_mean"] = torch.zeros_like(state[f"{bn}.running_mean"])
             state[f"{bn}.running_var"] = torch.ones_like(state[f"{bn}.running_var"])
@@ -210,12 +210,13 @@ def recover(models_dir: Path | str, out: Path | str, log: Callable[[str], None] 
         probe_paths = _export_weight_graphs(probe, Path(tmp))
         traces: dict[str, Trace] = {}
         values: dict[str, np.ndarray] = {}
+        folder_inits = {name: _initializers(files[name]) for name in GRAPHS}
         for name in GRAPHS:
             if _structure(probe_paths[name]) != _structure(files[name]):
                 raise RecoverError(f"{files[name]}: its nodes differ from what this exporter writes for the folder's "
                                    "config: exported by other code (check that code out and recover there), or "
                                    "with weights of exactly 0 or 1 that the simplifier folded away (untrained)")
-            theirs = _initializers(files[name])
+            theirs = folder_inits[name]
             for key, value in _initializers(probe_paths[name]).items():
                 t = trace(value, params, folded, probe.iscn.decoder.dim)
                 if t is None:
@@ -224,20 +225,19 @@ def recover(models_dir: Path | str, out: Path | str, log: Callable[[str], None] 
                     continue
                 traces[f"{name}/{key}"] = t
                 values[f"{name}/{key}"] = theirs[key]
-        net = probe_model(manifest["config"])
-        state, covered = recovered_state(net, traces, values)
+        state, covered = recovered_state(probe, traces, values)
         untraced = sorted(set(params) - covered)
         if untraced:
             raise RecoverError(f"parameters found in no graph: {untraced[:8]}")
+        net = probe  # the probe, its random values replaced by the folder's
         net.load_state_dict(state)
-        net.eval()
         log("exporting the recovered weights again to compare them with the folder's")
         check_dir = Path(tmp) / "check"
         check_dir.mkdir()
         again = _export_weight_graphs(net, check_dir)
         worst = 0.0
         for name in GRAPHS:
-            ref = _initializers(files[name])
+            ref = folder_inits[name]
             for key, value in _initializers(again[name]).items():
                 if value.dtype.kind == "f":
                     worst = max(worst, float(np.abs(value.astype(np.float64) - ref[key]).max()))
