@@ -85,6 +85,42 @@ def test_resume_continues_exactly_where_an_unbroken_run_would(run: Path, tmp_pat
     assert extra["step"] == 2
 
 
+def test_a_resumed_epoch_never_loads_the_batches_it_skips() -> None:
+    """The sampler drops a resumed epoch's first batches before the loader asks the dataset for
+    them, and the batches after them are the unbroken run's."""
+    from torch.utils.data import DataLoader, RandomSampler
+
+    from training.train_data import EpochSampler
+
+    class Recording(torch.utils.data.Dataset):
+        def __init__(self) -> None:
+            self.asked: list[tuple[int, int]] = []
+
+        def __len__(self) -> int:
+            return 10
+
+        def __getitem__(self, key: tuple[int, int]) -> int:
+            self.asked.append(key)
+            return key[1]
+
+    def batches(skip: int) -> tuple[list[list[int]], list[tuple[int, int]]]:
+        data = Recording()
+        generator = torch.Generator().manual_seed(7)
+        sampler = EpochSampler(RandomSampler(range(10), generator=generator))
+        sampler.set_epoch(3, skip)
+        generator.manual_seed(7 + 3)
+        loader = DataLoader(data, batch_size=3, sampler=sampler, drop_last=True, collate_fn=list)
+        return [list(b) for b in loader], data.asked
+
+    whole, asked_whole = batches(0)
+    resumed, asked_resumed = batches(2 * 3)
+    assert len(whole) == 3 and resumed == whole[2:]
+    assert len(asked_resumed) == 3 and asked_resumed == asked_whole[6:9]
+    assert all(epoch == 3 for epoch, _ in asked_resumed)
+    with pytest.raises(ValueError, match="skip"):
+        EpochSampler(RandomSampler(range(10))).set_epoch(0, -1)
+
+
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     cfg = TrainConfig(stage="iscn", out=str(tmp_path), synth="scene", steps=1, resume=True, size=96)
     from training.train_loop import train

@@ -11,6 +11,7 @@ and are made in the data loader's workers, beside each other. The epoch travels 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,23 +147,30 @@ class InstanceDataset(Dataset):
 class EpochSampler(Sampler):
     """(epoch, index) pairs from an index sampler. The loader's workers are told the epoch with
     every index, so they can persist across epochs instead of being forked again for each one
-    (a dataset attribute set in the training process would not reach workers already running)."""
+    (a dataset attribute set in the training process would not reach workers already running).
+
+    A resumed run starts mid-epoch: ``skip`` drops that many of the epoch's first indices before
+    they reach the loader, so the batches already trained on are never loaded again (the order of
+    the rest, and so every later batch, stays what an unbroken run sees)."""
 
     def __init__(self, indices: Sampler[int]):
         self.indices = indices
         self.epoch = 0
+        self.skip = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        if skip < 0:
+            raise ValueError(f"skip must be >= 0, got {skip}")
+        self.epoch, self.skip = epoch, skip
         if hasattr(self.indices, "set_epoch"):  # DistributedSampler shuffles per epoch
             self.indices.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         epoch = self.epoch
-        return ((epoch, int(i)) for i in self.indices)
+        return itertools.islice(((epoch, int(i)) for i in self.indices), self.skip, None)
 
     def __len__(self) -> int:
-        return len(self.indices)  # type: ignore[arg-type]
+        return max(0, len(self.indices) - self.skip)  # type: ignore[arg-type]
 
 
 def collate(items: list[TrainItem]) -> Batch:

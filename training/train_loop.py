@@ -321,16 +321,15 @@ class Run:
                    dynamic_ncols=True)
         self.step = start_step
         # Batches are a function of (seed, epoch, position), so a resumed run skips the batches of
-        # the current epoch it already trained on and then sees exactly what an unbroken run would.
+        # the current epoch it already trained on (unloaded) and then sees exactly what an unbroken
+        # run would.
         epoch, skip = divmod(start_step, per_epoch)
         t0 = time.time()
         try:
             while self.step < self.total:
-                sampler.set_epoch(epoch)
+                sampler.set_epoch(epoch, skip * cfg.batch_size)
                 generator.manual_seed(cfg.seed + epoch)
-                for pos, batch in enumerate(loader):
-                    if pos < skip:
-                        continue
+                for batch in loader:
                     if self.step >= self.total or self.train_step(batch, epoch, t0, bar):
                         return
                 epoch, skip = epoch + 1, 0
