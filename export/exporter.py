@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from model import DFIMat, load_checkpoint
+from model.checkpoint import compact_lineage
 from model.modeling.common import IMAGENET_MEAN, IMAGENET_STD
 from plugin.models_dir import MANIFEST_FORMAT, MANIFEST_NAME, sha256_file
 from plugin.text_tokens import MAX_TEXT_TOKENS
@@ -181,7 +182,7 @@ def _export_into(net: DFIMat, extra: dict[str, Any], ckpt: Path, stage: Path, op
         "image_size": s,
         "mask_size": s // 4,
         "config": net.config.to_dict(),
-        "training": _jsonable({k: v for k, v in extra.items() if k != "metrics"}),
+        "training": _jsonable(compact_lineage({k: v for k, v in extra.items() if k != "metrics"})),
         "metrics": _jsonable(metrics),
         "preprocessing": {
             "image": "RGB float32 in [0, 1], (1, 3, S, S); resized by the caller to S x S "

@@ -14,6 +14,27 @@ FROZEN_PREFIX = "iscn.text_encoder."
 FORMAT_VERSION = 1
 
 
+#: What stands in a record's ``init_from`` when it is the record its ``iscn_training`` began from.
+SAME_AS_ISCN_INIT = "iscn_training.init_from"
+
+
+def compact_lineage(record: dict[str, Any]) -> dict[str, Any]:
+    """A training record with each repeated ancestor written once.
+
+    A continued run's MRN stage starts from the same checkpoint as its ISCN stage, so both
+    ``init_from`` and ``iscn_training.init_from`` held that whole ancestry: every continuation
+    doubled the record (the manifest of a model continued four times held 16 copies of the first
+    run). The MRN's copy becomes a reference ``{"path", "same_as"}``; nothing is lost."""
+    out = dict(record)
+    for key in ("init_from", "iscn_training"):
+        if isinstance(out.get(key), dict):
+            out[key] = compact_lineage(out[key])
+    init, iscn = out.get("init_from"), out.get("iscn_training")
+    if isinstance(init, dict) and isinstance(iscn, dict) and "same_as" not in init and init == iscn.get("init_from"):
+        out["init_from"] = {"path": init.get("path"), "same_as": SAME_AS_ISCN_INIT}
+    return out
+
+
 def trainable_state(net: DFIMat) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu() for k, v in net.state_dict().items() if not k.startswith(FROZEN_PREFIX)}
 
@@ -27,7 +48,7 @@ def save_checkpoint(net: DFIMat, path: Path | str, extra: dict[str, Any] | None 
         "variant": net.config.variant,
         "config": net.config.to_dict(),
         "model": trainable_state(net),
-        "extra": extra or {},
+        "extra": compact_lineage(extra or {}),
     }
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, tmp)

@@ -157,3 +157,29 @@ def test_load_checkpoint_rejects_garbage(tmp_path) -> None:
         load_checkpoint(bad)
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_compact_lineage_writes_each_ancestor_once_and_keeps_distinct_ones() -> None:
+    """A chain of continuations recorded before compaction doubled with every link; compacting it
+    keeps every ancestor once and leaves an MRN start that differs from its ISCN's in full."""
+    from model.checkpoint import SAME_AS_ISCN_INIT, compact_lineage
+
+    def continued(parent: dict, n: int) -> dict:
+        return {"path": f"r{n}/mrn_last.pt", "step": n, "init_from": parent,
+                "iscn_training": {"step": 10 * n, "init_from": parent}}
+
+    chain = {"path": "r0/mrn_last.pt", "step": 0}
+    for n in range(1, 6):
+        chain = continued(chain, n)
+    compact = compact_lineage(chain)
+    text = str(compact)
+    for n in range(6):
+        assert text.count(f"'path': 'r{n}/mrn_last.pt'") == (1 if n == 5 else 2), n  # the record + one reference
+    node, depth = compact, 0
+    while "iscn_training" in node:
+        assert node["init_from"] == {"path": node["iscn_training"]["init_from"]["path"], "same_as": SAME_AS_ISCN_INIT}
+        node, depth = node["iscn_training"]["init_from"], depth + 1
+    assert depth == 5 and node == {"path": "r0/mrn_last.pt", "step": 0}, "nothing of the ancestry is lost"
+    other = {"init_from": {"path": "a.pt"}, "iscn_training": {"init_from": {"path": "b.pt"}}}
+    assert compact_lineage(other) == other, "different starts are both kept"
+    assert compact_lineage(compact) == compact, "compacting twice changes nothing"

@@ -289,8 +289,11 @@ def test_init_starts_from_a_checkpoints_weights_and_records_its_lineage(run: Pat
 
     assert main(["mrn", *TINY, "--out", str(out), "--steps", "1", "--lr", "1e-9", "--iscn", str(out / "iscn_last.pt"),
                  "--init", str(run / "mrn_last.pt")]) == 0
-    mrn, _ = load_checkpoint(out / "mrn_last.pt", text_encoder=False)
+    mrn, mrn_extra = load_checkpoint(out / "mrn_last.pt", text_encoder=False)
     for a, b in zip(start.mrn.parameters(), mrn.mrn.parameters(), strict=True):  # (BN statistics do move)
         assert torch.allclose(a, b, atol=1e-5), "the MRN stage starts from --init's MRN"
+    assert mrn_extra["iscn_training"]["init_from"]["iscn_training"]["step"] == 8, "the ancestry is kept once"
+    assert mrn_extra["init_from"] == {"path": str(run / "mrn_last.pt"), "same_as": "iscn_training.init_from"}, \
+        "the MRN's start, the same checkpoint as its ISCN's, is a reference, not a second copy"
     with pytest.raises(ValueError, match="not both"):
         TrainConfig(out="x", synth="scene", steps=1, init="a.pt", resume=True).validate()
