@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from model import Prompts, build_dfimat, count_parameters, load_checkpoint, save_checkpoint
+from model.checkpoint import SAME_AS_ISCN_INIT, compact_lineage
 
 H, W = 120, 160
 KINDS = {
@@ -162,8 +163,6 @@ def test_load_checkpoint_rejects_garbage(tmp_path) -> None:
 def test_compact_lineage_writes_each_ancestor_once_and_keeps_distinct_ones() -> None:
     """A chain of continuations recorded before compaction doubled with every link; compacting it
     keeps every ancestor once and leaves an MRN start that differs from its ISCN's in full."""
-    from model.checkpoint import SAME_AS_ISCN_INIT, compact_lineage
-
     def continued(parent: dict, n: int) -> dict:
         return {"path": f"r{n}/mrn_last.pt", "step": n, "init_from": parent,
                 "iscn_training": {"step": 10 * n, "init_from": parent}}
