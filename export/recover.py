@@ -148,6 +148,18 @@ def trace(value: np.ndarray, params: dict[str, np.ndarray], folded: dict[str, tu
     return None
 
 
+def same_constant(ours: np.ndarray, theirs: np.ndarray) -> bool:
+    """Whether a graph constant (not a weight) is the one this exporter writes. Float tables the
+    model computes (sine frequencies, positional grids) round differently by an ulp or so from
+    one machine's float32 maths to another's, so those match within ``TOLERANCE``; integer
+    constants (shapes, axes) must be equal."""
+    if ours.shape != theirs.shape or ours.dtype != theirs.dtype:
+        return False
+    if ours.dtype.kind == "f":
+        return bool(np.allclose(ours, theirs, rtol=0.0, atol=TOLERANCE))
+    return bool(np.array_equal(ours, theirs))
+
+
 def recovered_state(net: DFIMat, traces: dict[str, Trace],
                     values: dict[str, np.ndarray]) -> tuple[dict[str, torch.Tensor], set[str]]:
     """``net``'s state dict with every traced parameter set from the folder's initializer values,
@@ -220,7 +232,7 @@ def recover(models_dir: Path | str, out: Path | str, log: Callable[[str], None] 
             for key, value in _initializers(probe_paths[name]).items():
                 t = trace(value, params, folded, probe.iscn.decoder.dim)
                 if t is None:
-                    if not np.array_equal(value, theirs[key]):
+                    if not same_constant(value, theirs[key]):
                         raise RecoverError(f"{name}: initializer {key} comes from no parameter this code knows")
                     continue
                 traces[f"{name}/{key}"] = t

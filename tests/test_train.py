@@ -290,8 +290,12 @@ def test_init_starts_from_a_checkpoints_weights_and_records_its_lineage(run: Pat
     assert main(["mrn", *TINY, "--out", str(out), "--steps", "1", "--lr", "1e-9", "--iscn", str(out / "iscn_last.pt"),
                  "--init", str(run / "mrn_last.pt")]) == 0
     mrn, mrn_extra = load_checkpoint(out / "mrn_last.pt", text_encoder=False)
-    for a, b in zip(start.mrn.parameters(), mrn.mrn.parameters(), strict=True):  # (BN statistics do move)
-        assert torch.allclose(a, b, atol=1e-5), "the MRN stage starts from --init's MRN"
+    norms = {n for n, m in mrn.mrn.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    theirs = dict(start.mrn.named_parameters())
+    for name, b in mrn.mrn.named_parameters():  # BatchNorms are re-fitted (tests/test_bn_calibration.py)
+        if name.rsplit(".", 1)[0] not in norms:
+            assert torch.allclose(theirs[name], b, atol=1e-5), f"the MRN stage starts from --init's MRN: {name}"
+    assert norms, "the MRN has BatchNorms, so the line above left something out"
     assert mrn_extra["iscn_training"]["init_from"]["iscn_training"]["step"] == 8, "the ancestry is kept once"
     assert mrn_extra["init_from"] == {"path": str(run / "mrn_last.pt"), "same_as": "iscn_training.init_from"}, \
         "the MRN's start, the same checkpoint as its ISCN's, is a reference, not a second copy"

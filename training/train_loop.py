@@ -30,6 +30,7 @@ from model.modeling.text_encoder import text_encoder_source
 from .sim_pool import CorrectionPool
 from .train_config import TrainConfig
 from .train_data import (
+    Batch,
     EpochSampler,
     InstanceDataset,
     SampleLike,
@@ -163,7 +164,8 @@ def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict
     if cfg.resume and (not ckpt_path.is_file() or not state_path.is_file()):
         raise FileNotFoundError(f"--resume: no checkpoint to resume in {cfg.out} ({ckpt_path.name} and {state_path.name})")
 
-    loader, sampler, generator = make_loader(cfg, make_dataset(cfg, samples, info), info, device)
+    dataset = make_dataset(cfg, samples, info)
+    loader, sampler, generator = make_loader(cfg, dataset, info, device)
     per_epoch = max(1, len(loader))
     total = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch
     net, iscn_record, lineage = build_net(cfg)
@@ -174,6 +176,11 @@ def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict
     try:
         start_step = resume_weights(net, ckpt_path) if cfg.resume else 0
         step_mod.to(device)
+        if isinstance(step_mod, MRNStep) and cfg.init is not None and not cfg.resume:
+            moved = step_mod.calibrate_batchnorm(calibration_batches(dataset, cfg.batch_size, device), cfg.seed)
+            if info.is_main:
+                print(f"MRN BatchNorm statistics re-fitted to this stage's inputs ({moved} layers, "
+                      f"{CALIBRATION_BATCHES} batches), outputs unchanged", flush=True)
         optim = Optimization.create(step_mod, cfg, total, device)
         if cfg.resume:
             optim.load(state_path)
@@ -195,6 +202,18 @@ def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict
         "last": run.last_logged,
         "checkpoint": str(ckpt_path),
     }
+
+
+#: Batches an MRN continuation re-fits its BatchNorm statistics on before its first step.
+CALIBRATION_BATCHES = 4
+
+
+def calibration_batches(dataset: InstanceDataset, batch_size: int, device: torch.device) -> list[Batch]:
+    """``CALIBRATION_BATCHES`` batches of items spread evenly over the dataset (epoch 0)."""
+    count = min(len(dataset), CALIBRATION_BATCHES * batch_size)
+    picks = np.linspace(0, len(dataset) - 1, count).round().astype(int).tolist()
+    return [batch_to(collate([dataset[(0, i)] for i in picks[k:k + batch_size]]), device)
+            for k in range(0, count, batch_size)]
 
 
 def make_dataset(cfg: TrainConfig, samples: Sequence[SampleLike] | None, info: DistInfo) -> InstanceDataset:

@@ -32,6 +32,7 @@ from torch import nn
 from model import DFIMat, iscn_loss, mrn_loss
 from plugin.prompts import Prompts
 
+from .bn_calibration import recalibrate_batchnorm
 from .sim_pool import CorrectionPool
 from .simulate import UserSimulator
 from .train_config import TrainConfig
@@ -199,7 +200,9 @@ class MRNStep(nn.Module):
         self.net.iscn.eval()  # frozen means frozen: no dropout, no BatchNorm statistics updates
         return self
 
-    def forward(self, batch: Batch, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    def coarse_masks(self, batch: Batch, rng: np.random.Generator) -> torch.Tensor:
+        """MRN's input mask for each item: the frozen ISCN's after simulated rounds, or (with
+        ``perturb_prob``) a perturbed ground truth."""
         cfg = self.cfg
         plan = RoundPlan(batch)
         rounds = draw_round(rng, cfg.max_rounds, cfg.round1_prob)
@@ -210,7 +213,23 @@ class MRNStep(nn.Module):
         for i, it in enumerate(batch.items):
             if rng.random() < cfg.perturb_prob:
                 coarse[i, 0] = torch.from_numpy(perturb_mask(it.target, rng)).to(coarse.device)
-        return mrn_losses(self.net, batch.images, coarse.to(batch.images.dtype), batch.targets, cfg.aux_weight)
+        return coarse.to(batch.images.dtype)
+
+    def forward(self, batch: Batch, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        coarse = self.coarse_masks(batch, rng)
+        return mrn_losses(self.net, batch.images, coarse, batch.targets, self.cfg.aux_weight)
+
+    def calibrate_batchnorm(self, batches: Sequence[Batch], seed: int) -> int:
+        """Re-fit MRN's BatchNorm statistics on ``batches`` as this stage feeds them to MRN,
+        keeping its eval-mode output (``training.bn_calibration``): a continuation from a
+        checkpoint starts training from the function it was given. How many BatchNorms moved."""
+        rng = np.random.default_rng([seed, 0x6263])
+
+        def run() -> None:
+            for batch in batches:
+                self.net.mrn.forward_all(batch.images, self.coarse_masks(batch, rng))
+
+        return recalibrate_batchnorm(self.net.mrn, run)
 
 
 def trainable_parameters(step: nn.Module, stage: str, coupled: bool) -> Sequence[nn.Parameter]:
