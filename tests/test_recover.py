@@ -99,3 +99,43 @@ def test_tracing_finds_each_weight_form() -> None:
     bn, (_conv, w, b) = next(iter(folded.items()))
     assert trace(w, params, folded, dim).kind == "folded_weight" and trace(b, params, folded, dim).target == bn
     assert trace(np.arange(7, dtype=np.float32), params, folded, dim) is None
+
+
+def _nudge_constant(folder: Path, graph: str, delta: float) -> str:
+    """Add ``delta`` to the first float graph constant (not a weight) of ``folder``'s ``graph``;
+    its name."""
+    import onnx
+    from onnx import numpy_helper
+
+    path = folder / f"{graph}.onnx"
+    model = onnx.load(str(path))
+    for init in model.graph.initializer:
+        value = numpy_helper.to_array(init)
+        if "Constant" in init.name and value.dtype == np.float32 and value.size > 1:
+            init.CopyFrom(numpy_helper.from_array((value + np.float32(delta)).astype(np.float32), init.name))
+            onnx.save(model, str(path))
+            return init.name
+    raise AssertionError(f"{graph} has no float constant table")
+
+
+def test_graph_constants_match_to_rounding_not_beyond(trained_like: tuple[Path, Path], tmp_path: Path) -> None:
+    """A constant table the model computes (the sampler's sine frequencies) rounds an ulp apart
+    on another machine: still this code's folder. A constant off by more is another model's."""
+    from export.recover import RecoverError, recover, same_constant
+
+    assert same_constant(np.float32([1.0, 0.42169648]), np.float32([1.0, 0.4216965]))
+    assert not same_constant(np.float32([1.0, 0.42]), np.float32([1.0, 0.43]))
+    assert not same_constant(np.int64([1, -1, 128]), np.int64([1, -1, 127]))
+    assert not same_constant(np.float32([1.0]), np.float32([1.0, 1.0]))
+
+    rounded = tmp_path / "rounded"
+    shutil.copytree(trained_like[1], rounded)
+    _nudge_constant(rounded, "prompt_decoder", 3e-8)
+    assert recover(rounded, tmp_path / "r.pt", log=lambda _m: None).is_file()
+
+    other = tmp_path / "other"
+    shutil.copytree(trained_like[1], other)
+    name = _nudge_constant(other, "prompt_decoder", 1e-2)
+    with pytest.raises(RecoverError, match=f"initializer {name} comes from no parameter"):
+        recover(other, tmp_path / "o.pt", log=lambda _m: None)
+    assert not (tmp_path / "o.pt").exists()
