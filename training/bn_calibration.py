@@ -63,13 +63,15 @@ def recalibrate_batchnorm(module: nn.Module, run: Callable[[], None]) -> int:
 
     A BatchNorm ``run`` never reached keeps its values. Raises ``ValueError`` for a BatchNorm
     without affine parameters (its output could not be kept)."""
-    stats = batchnorm_input_stats(module, run)
     mods = dict(module.named_modules())
+    for name, bn in mods.items():  # before anything moves: a refusal leaves the module as it was
+        if isinstance(bn, nn.BatchNorm2d) and (bn.weight is None or bn.bias is None or bn.running_mean is None
+                                               or bn.running_var is None):
+            raise ValueError(f"BatchNorm {name} has no affine parameters or running statistics to move")
+    stats = batchnorm_input_stats(module, run)
     with torch.no_grad():
         for name, (mean, var) in stats.items():
             bn = mods[name]
-            if bn.weight is None or bn.bias is None or bn.running_mean is None or bn.running_var is None:
-                raise ValueError(f"BatchNorm {name} has no affine parameters or running statistics to move")
             old_std = torch.sqrt(bn.running_var.double().cpu() + bn.eps)
             new_std = torch.sqrt(var + bn.eps)
             w, b = bn.weight.double().cpu(), bn.bias.double().cpu()
