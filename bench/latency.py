@@ -216,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def machine_description() -> str:
-    """CPU model and thread count (and the GPU's name when torch sees one), for the results table."""
+    """CPU model and thread count, and the GPUs' names where nvidia-smi lists any: a CUDA row of
+    the results table means little without the card it ran on."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -225,7 +226,21 @@ def machine_description() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} threads, {platform.system()} {platform.release()}"
+    text = f"{cpu}, {os.cpu_count()} threads, {platform.system()} {platform.release()}"
+    gpus = gpu_names()
+    return f"{text}, {', '.join(gpus)}" if gpus else text
+
+
+def gpu_names() -> list[str]:
+    """The NVIDIA GPUs' names from nvidia-smi; none where it is missing or fails."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
 
 
 if __name__ == "__main__":

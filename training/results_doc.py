@@ -203,7 +203,9 @@ def render(main: Report, large: Report | None, ablations: Sequence[Report], late
             parts += [f"### {r.title}\n", _protocol_line(r), ablation_table(r.summary)]
     if latency:
         parts += ["## Latency\n", "Milliseconds per call, median after a warm-up (`bench/latency.py`); "
-                  "`decode_text` includes the text encoder; `mrn_N` is the MRN on an N x N image (tiled above 2048).\n",
+                  "`decode+text` includes the text encoder; `mrn@N` is the MRN on an N x N image (tiled above 2048); "
+                  "a `cuda` row is ONNX Runtime's CUDA execution provider, and the `cpu` row beside it comes from "
+                  "the same run.\n",
                   latency_table(latency)]
     if torch_latency:
         parts += ["### PyTorch (`bench/model_size.py`)\n",
