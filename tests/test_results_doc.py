@@ -80,3 +80,13 @@ def test_the_page_holds_the_tables_and_the_commands(tmp_path: Path) -> None:
 def test_a_missing_report_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert main(["--main", str(tmp_path / "nope"), "--out", str(tmp_path / "r.md")]) == 2
     assert "no report.json" in capsys.readouterr().err
+
+
+def test_a_near_tie_for_the_lowest_sad_shows_three_decimals() -> None:
+    near = {"S": {"click": entry(2.5, 1.6133), "mix": entry(2.5, 1.6068), "box": entry(2.02)}}
+    (goal,) = [g for g in goal_checks(near, None, "S") if g.goal == "mixed inputs give the lowest SAD"]
+    assert goal.met is True
+    assert goal.measured == "box 2.020, click 1.613, mix 1.607"
+    apart = {"S": {"click": entry(2.5, 1.7), "mix": entry(2.5, 1.6)}}
+    (goal,) = [g for g in goal_checks(apart, None, "S") if g.goal == "mixed inputs give the lowest SAD"]
+    assert goal.measured == "click 1.70, mix 1.60"

@@ -65,6 +65,14 @@ def _final_sad(summary: dict[str, Any], method: str, mode: str) -> float | None:
     return f.get("sad")
 
 
+def _sads_apart(modes: dict[str, float]) -> str:
+    """SAD per input type with two decimals, or three where two would show the lowest as a tie,
+    so a reader can see why the goal is met or not."""
+    ranked = sorted(modes.values())
+    digits = 3 if len(ranked) > 1 and f"{ranked[0]:.2f}" == f"{ranked[1]:.2f}" else 2
+    return ", ".join(f"{k} {v:.{digits}f}" for k, v in sorted(modes.items()))
+
+
 def goal_checks(summary: dict[str, dict[str, dict[str, Any]]], base: str | None, small: str | None) -> list[Goal]:
     """The issue's goals, per model, from one report's summary (see the module constants)."""
     goals: list[Goal] = []
@@ -74,8 +82,7 @@ def goal_checks(summary: dict[str, dict[str, dict[str, Any]]], base: str | None,
         modes = {k: v for k, v in modes.items() if v is not None}
         if "mix" in modes and len(modes) > 1:
             best = min(modes, key=lambda k: modes[k])
-            goals.append(Goal("mixed inputs give the lowest SAD", m,
-                              ", ".join(f"{k} {v:.2f}" for k, v in sorted(modes.items())), best == "mix"))
+            goals.append(Goal("mixed inputs give the lowest SAD", m, _sads_apart(modes), best == "mix"))
         for mode, entry in summary.get(m, {}).items():
             rounds = entry.get("rounds") or []
             if len(rounds) >= 2:
