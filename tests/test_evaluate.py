@@ -14,7 +14,7 @@ import pytest
 from plugin.prompts import Prompts
 from training import metrics
 from training.data import MattingDataset
-from training.evaluate import evaluate, main, slug, unique_names
+from training.evaluate import evaluate, main, slug, target_shape, unique_names
 from training.predictors import (
     BaselinePredictor,
     OnnxPredictor,
@@ -98,7 +98,9 @@ def test_every_method_gets_the_same_inputs_and_scores_follow_predictions(data: P
     records, noc, targets = evaluate([twin, empty], ds, ["click", "text"], rounds=3, seed=4,
                                      noc_max_clicks=4, progress=False)
     assert twin.seen == empty.seen, "same predictions => same simulated inputs for every method"
-    assert noc == {"also empty": [4] * targets, "always empty": [4] * targets}
+    assert {m: [t["clicks"] for t in ts] for m, ts in noc.items()} == {"also empty": [4] * targets,
+                                                                        "always empty": [4] * targets}
+    assert all(t["ious"] == [0.0] * 4 for t in noc["always empty"])
     summary = aggregate(records)
     assert [r["round"] for r in summary["always empty"]["click"]["rounds"]] == [1, 2, 3]
     assert [r["round"] for r in summary["always empty"]["text"]["rounds"]] == [1]
@@ -129,8 +131,18 @@ def test_better_predictions_score_better_and_reach_noc_early(data: Path) -> None
     assert s["oracle"]["click"]["rounds"][1]["sad"] == pytest.approx(0.0, abs=1e-9)
     assert s["oracle"]["click"]["rounds"][0]["sad"] > 0.0
     assert s["empty"]["click"]["final"]["sad"] > s["oracle"]["click"]["final"]["sad"]
-    assert all(v <= 2 for v in noc["oracle"]) and all(v == 5 for v in noc["empty"])
+    assert all(t["clicks"] <= 2 and t["ious"][-1] >= 0.9 for t in noc["oracle"])
+    assert all(t["clicks"] == 5 for t in noc["empty"])
     assert "| oracle | click | 2 | 0.00 |" in markdown_table(s)
+
+
+def test_target_shape_measures_size_and_the_partly_transparent_share() -> None:
+    gt = np.zeros((10, 10), np.float32)
+    gt[2:6, 2:6] = 1.0  # 16 opaque pixels
+    gt[6, 2:6] = 0.5  # 4 half-transparent ones: counted by IoU (>= 0.5) and soft
+    gt[7, 2:6] = 0.2  # 4 faint ones: soft, not counted by IoU
+    assert target_shape(gt) == {"area": 0.2, "soft": pytest.approx(8 / 24, abs=1e-4)}
+    assert target_shape(np.ones((4, 4), np.float32)) == {"area": 1.0, "soft": 0.0}
 
 
 def test_clear_errors(tmp_path: Path, data: Path) -> None:
@@ -200,6 +212,9 @@ def test_reports_of_the_same_protocol_merge_into_the_report_of_one_run(small_che
     assert merged["summary"] == joint["summary"]
     key = lambda r: (r["method"], r["mode"], r["image"], r["instance"], r["round"])  # noqa: E731
     assert sorted(merged["records"], key=key) == sorted(joint["records"], key=key)
+    tkey = lambda t: (t["method"], t["image"], t["instance"])  # noqa: E731
+    assert sorted(merged["noc_targets"], key=tkey) == sorted(joint["noc_targets"], key=tkey)
+    assert {t["method"] for t in joint["noc_targets"]} == {"net", "classical baseline"}
     assert " ; " in merged["protocol"]["command"] and len(merged["protocol"]["merged_from"]) == 2
     assert (tmp_path / "merged" / "sad_per_round.png").is_file()
 

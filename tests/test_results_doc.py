@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from training.results_doc import goal_checks, main
+from training.results_doc import goal_checks, main, noc_targets_table
 
 
 def entry(*sads: float, noc: float | None = None) -> dict:
@@ -49,15 +49,19 @@ def test_without_a_base_model_the_size_goal_is_not_checked() -> None:
 
 
 def test_the_page_holds_the_tables_and_the_commands(tmp_path: Path) -> None:
-    def report(name: str, summary: dict) -> Path:
+    def report(name: str, summary: dict, noc_targets: list | None = None) -> Path:
         d = tmp_path / name
         d.mkdir()
         protocol = {"data": "/x/test384", "images": 1, "targets": 2, "inputs": ["click", "box", "mix"], "rounds": 2,
-                    "seed": 0, "seconds": 3.0, "command": f"python -m training.evaluate --out {name}"}
-        (d / "report.json").write_text(json.dumps({"protocol": protocol, "summary": summary, "records": []}))
+                    "seed": 0, "seconds": 3.0, "noc_max_clicks": 5, "noc_threshold": 0.9,
+                    "command": f"python -m training.evaluate --out {name}"}
+        payload = {"protocol": protocol, "summary": summary, "records": []}
+        if noc_targets is not None:
+            payload["noc_targets"] = noc_targets
+        (d / "report.json").write_text(json.dumps(payload))
         return d
 
-    main_dir = report("main", SUMMARY)
+    main_dir = report("main", SUMMARY, [target("S", 0.01, 5, [0.5, 0.8, 0.85, 0.8, 0.82]), target("S", 0.2, 1, [0.95])])
     abl = report("abl", {"with CRM": SUMMARY["S"], "without CRM": SUMMARY["B"]})
     lat = tmp_path / "lat.json"
     lat.write_text(json.dumps({"machine": "test cpu", "devices": {"cpu": {
@@ -75,6 +79,22 @@ def test_the_page_holds_the_tables_and_the_commands(tmp_path: Path) -> None:
     assert "| test cpu | cpu (CPUExecutionProvider) | models/small | 50.0 | 200.0 | - |" in text
     assert "| NoC@90 with clicks at most 3 | B | 4.00 | **no** |" in text
     assert "| Test GPU | 2.x | 1024 | small | 2.2 | 5.0 | 3.5 | 2.0 / 2.0 / 2.0 |" in text
+    assert "### NoC@90 by target size" in text and "cap (5 clicks)" in text
+    assert "| S | small (< 4% of the image) | 1 | 5.00 | 0 | 0.820 | 30% |" in text
+    assert text.count("### NoC@90 by target size") == 1  # the ablation report holds no NoC targets
+
+
+def target(method: str, area: float, clicks: int, ious: list[float], soft: float = 0.3) -> dict:
+    return {"method": method, "image": "a", "instance": 0, "clicks": clicks, "ious": ious, "area": area, "soft": soft}
+
+
+def test_noc_targets_split_by_size_per_method() -> None:
+    targets = [target("S", 0.01, 10, [0.6, 0.7], 0.5), target("S", 0.03, 4, [0.8, 0.95], 0.1),
+               target("S", 0.2, 1, [0.93], 0.2), target("B", 0.3, 10, [0.5, 0.88], 0.6)]
+    rows = noc_targets_table(targets).splitlines()[2:]
+    assert rows == ["| S | small (< 4% of the image) | 2 | 7.00 | 1 | 0.825 | 30% |",
+                    "| S | large | 1 | 1.00 | 1 | 0.930 | 20% |",
+                    "| B | large | 1 | 10.00 | 0 | 0.880 | 60% |"]
 
 
 def test_a_missing_report_is_a_clear_error(tmp_path: Path, capsys) -> None:

@@ -77,6 +77,17 @@ def run_rounds(
     return alphas
 
 
+def target_shape(gt: np.ndarray) -> dict[str, float]:
+    """What makes a target hard to reach a high IoU on: its size (share of the image at alpha >=
+    0.5, what IoU counts) and how much of it is partly transparent (0 < alpha < 1, where the
+    0.5 crossing a matte must hit is ill-defined)."""
+    g = np.asarray(gt, np.float32)
+    covered = g > 1.0 / 255.0
+    soft = covered & (g < 1.0 - 1.0 / 255.0)
+    return {"area": round(float((g >= 0.5).mean()), 6),
+            "soft": round(float(soft.sum() / max(1, int(covered.sum()))), 4)}
+
+
 def noc_ious(predictor: Predictor, image: np.ndarray, gt: np.ndarray, seed: int, max_clicks: int) -> list[float]:
     """IoU after each single click (the first from the ground truth, then one per round in the
     most significant error region), stopping once IoU reaches the NoC threshold."""
@@ -101,9 +112,10 @@ def noc_ious(predictor: Predictor, image: np.ndarray, gt: np.ndarray, seed: int,
 def evaluate(
     predictors: Sequence[Predictor], samples: Sequence[Any], inputs: Sequence[str], rounds: int = 5,
     seed: int = 0, noc_max_clicks: int = 20, save_dir: Path | None = None, progress: bool = True,
-) -> tuple[list[dict[str, Any]], dict[str, list[int]], int]:
+) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]], int]:
     """Run every predictor on every target with every input mode. Returns (per-round records,
-    NoC per predictor (empty when clicks are not asked or noc_max_clicks is 0), targets)."""
+    NoC targets per predictor (empty when clicks are not asked or noc_max_clicks is 0): each
+    target's clicks to NoC@90, IoU after each click and ``target_shape``; targets)."""
     bad = [m for m in inputs if m not in MODES]
     if bad or not inputs:
         raise ValueError(f"inputs must be a non-empty subset of {list(MODES)}, got {list(inputs)}")
@@ -113,7 +125,7 @@ def evaluate(
     if len(set(names)) != len(names):
         raise ValueError(f"predictor names must differ (they key the report), got {names}")
     records: list[dict[str, Any]] = []
-    noc: dict[str, list[int]] = {p.name: [] for p in predictors} if ("click" in inputs and noc_max_clicks > 0) else {}
+    noc: dict[str, list[dict[str, Any]]] = {p.name: [] for p in predictors} if ("click" in inputs and noc_max_clicks > 0) else {}
     n_targets = 0
     bar = tqdm(total=len(samples), desc="evaluate", disable=not progress, dynamic_ncols=True)
     for i in range(len(samples)):
@@ -134,8 +146,10 @@ def evaluate(
                         p.parent.mkdir(parents=True, exist_ok=True)
                         np.savez_compressed(p, alphas=np.stack(alphas).astype(np.float32))
                 if pred.name in noc:
-                    noc[pred.name].append(metrics.noc(noc_ious(pred, image, gt, seed, noc_max_clicks),
-                                                      NOC_THRESHOLD, noc_max_clicks))
+                    ious = noc_ious(pred, image, gt, seed, noc_max_clicks)
+                    noc[pred.name].append({"image": sample.name, "instance": k,
+                                           "clicks": metrics.noc(ious, NOC_THRESHOLD, noc_max_clicks),
+                                           "ious": [round(v, 4) for v in ious], **target_shape(gt)})
         bar.update(1)
     bar.close()
     return records, noc, n_targets
@@ -213,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.time() - t0, 2),
         "command": "python -m training.evaluate " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
     }
-    paths = write_report(out, summary, records, protocol)
+    noc_targets = [{"method": m, **t} for m, targets in noc.items() for t in targets]
+    paths = write_report(out, summary, records, protocol, noc_targets)
     print((out / "table.md").read_text())
     print(f"wrote {paths['json']}, {paths['table']}, {paths['plot']}")
     return 0

@@ -36,9 +36,12 @@ def aggregate(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str
     return out
 
 
-def add_noc(summary: dict[str, dict[str, dict[str, Any]]], noc: dict[str, list[int]], threshold: float, max_clicks: int) -> None:
-    """Attach NoC@threshold (mean over targets, clicks one at a time) to each method's click entry."""
-    for method, values in noc.items():
+def add_noc(summary: dict[str, dict[str, dict[str, Any]]], noc: dict[str, list[dict[str, Any]]], threshold: float,
+            max_clicks: int) -> None:
+    """Attach NoC@threshold (mean over targets of their ``clicks``, given one at a time) to each
+    method's click entry."""
+    for method, targets in noc.items():
+        values = [t["clicks"] for t in targets]
         entry = summary.setdefault(method, {}).setdefault("click", {"rounds": [], "final": {}})
         entry[f"noc{int(round(threshold * 100))}"] = float(np.mean(values)) if values else math.nan
         entry["noc_targets"] = len(values)
@@ -114,12 +117,14 @@ def plot_sad(summary: dict[str, dict[str, dict[str, Any]]], path: Path | str, ti
         raise OSError(f"could not write the plot to {path}")
 
 
-def write_report(out_dir: Path | str, summary: dict[str, Any], records: Sequence[dict[str, Any]], protocol: dict[str, Any]) -> dict[str, Path]:
-    """report.json (protocol, summary, per-target records), table.md and sad_per_round.png."""
+def write_report(out_dir: Path | str, summary: dict[str, Any], records: Sequence[dict[str, Any]], protocol: dict[str, Any],
+                 noc_targets: Sequence[dict[str, Any]] = ()) -> dict[str, Path]:
+    """report.json (protocol, summary, per-target records, per-target NoC with each target's
+    method, size and softness), table.md and sad_per_round.png."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "report.json", "table": out / "table.md", "plot": out / "sad_per_round.png"}
-    payload = {"protocol": protocol, "summary": summary, "records": list(records)}
+    payload = {"protocol": protocol, "summary": summary, "records": list(records), "noc_targets": list(noc_targets)}
     paths["json"].write_text(json.dumps(payload, indent=1, allow_nan=True))
     header = (f"Evaluation on {protocol.get('data')} ({protocol.get('targets')} targets); last round of each input "
               f"type; SAD, GRAD, CONN in thousands; NoC@90 with up to {protocol.get('noc_max_clicks')} clicks.\n\n")
@@ -144,6 +149,7 @@ def merge_reports(folders: Sequence[Path | str], out_dir: Path | str, replace: b
     first = loaded[0]["protocol"]
     summary: dict[str, Any] = {}
     records: list[dict[str, Any]] = []
+    noc_targets: list[dict[str, Any]] = []
     replaced: list[str] = []
     for folder, rep in zip(folders, loaded, strict=True):
         p = rep["protocol"]
@@ -157,9 +163,11 @@ def merge_reports(folders: Sequence[Path | str], out_dir: Path | str, replace: b
             raise ValueError(f"{folder}: scores {', '.join(twice)} again (--replace takes the later one)")
         if twice:
             records = [r for r in records if r["method"] not in twice]
+            noc_targets = [t for t in noc_targets if t["method"] not in twice]
             replaced += [f"{m} from {folder}" for m in twice]
         summary.update(rep["summary"])
         records += rep["records"]
+        noc_targets += rep.get("noc_targets", [])  # reports written before targets were kept have none
     protocol = dict(first)
     protocol["methods"] = list(dict.fromkeys(m for rep in loaded for m in rep["protocol"].get("methods", rep["summary"])))
     protocol["seconds"] = sum(float(rep["protocol"].get("seconds", 0.0)) for rep in loaded)
@@ -167,7 +175,7 @@ def merge_reports(folders: Sequence[Path | str], out_dir: Path | str, replace: b
     protocol["merged_from"] = [str(f) for f in folders]
     if replaced:
         protocol["replaced"] = replaced
-    return write_report(out_dir, summary, records, protocol)
+    return write_report(out_dir, summary, records, protocol, noc_targets)
 
 
 def main(argv: list[str] | None = None) -> int:

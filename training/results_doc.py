@@ -19,7 +19,7 @@ import os
 import shlex
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ BASELINE = "classical baseline"
 BASELINE_FACTOR = 2.0  # both models beat the classical baseline by at least this SAD factor
 NOC_GOAL = 3.0  # NoC@90 with clicks at most this
 SMALL_WITHIN = 0.15  # DFIMat-S's SAD within this fraction of DFIMat's
+#: A NoC target is "small" below this share of the image (at alpha >= 0.5): about 5,900 px at 384 px.
+SMALL_TARGET_AREA = 0.04
 
 
 @dataclass
@@ -41,6 +43,7 @@ class Report:
     folder: Path
     protocol: dict[str, Any]
     summary: dict[str, dict[str, dict[str, Any]]]
+    noc_targets: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def load(cls, title: str, folder: str | Path) -> Report:
@@ -49,7 +52,7 @@ class Report:
         if not path.is_file():
             raise FileNotFoundError(f"{folder} is not an evaluation report folder (no report.json)")
         data = json.loads(path.read_text())
-        return cls(title, folder, data["protocol"], data["summary"])
+        return cls(title, folder, data["protocol"], data["summary"], data.get("noc_targets", []))
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,27 @@ def goals_table(goals: Sequence[Goal]) -> str:
     lines = ["| Goal | Model | Measured | Met |", "|---|---|---|---|"]
     mark = {True: "yes", False: "**no**", None: "not checked"}
     lines += [f"| {g.goal} | {g.model} | {g.measured} | {mark[g.met]} |" for g in goals]
+    return "\n".join(lines) + "\n"
+
+
+def noc_targets_table(targets: Sequence[dict[str, Any]], threshold: float = 0.9,
+                      small_area: float = SMALL_TARGET_AREA) -> str:
+    """NoC@90 split by target size, per method: where the clicks go unanswered. Columns: targets,
+    mean NoC, how many reached the threshold, mean IoU after the last click, and the mean share
+    of each target's pixels that are partly transparent (where IoU's 0.5 crossing is ill-defined)."""
+    lines = ["| Method | Targets | Count | NoC@90 | Reached | IoU after the last click | Partly transparent |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for method in dict.fromkeys(t["method"] for t in targets):
+        mine = [t for t in targets if t["method"] == method]
+        for label, group in ((f"small (< {small_area:.0%} of the image)", [t for t in mine if t["area"] < small_area]),
+                             ("large", [t for t in mine if t["area"] >= small_area])):
+            if not group:
+                continue
+            n = len(group)
+            reached = sum(1 for t in group if t["ious"] and max(t["ious"]) >= threshold)
+            lines.append(f"| {method} | {label} | {n} | {sum(t['clicks'] for t in group) / n:.2f} | {reached} | "
+                         f"{sum(t['ious'][-1] for t in group if t['ious']) / n:.3f} | "
+                         f"{sum(t['soft'] for t in group) / n:.0%} |")
     return "\n".join(lines) + "\n"
 
 
@@ -194,6 +218,12 @@ def render(main: Report, large: Report | None, ablations: Sequence[Report], late
         plot = r.folder / "sad_per_round.png"
         if plot.is_file():
             parts.append(f"![SAD per round, {r.title}]({_rel(plot, out)})\n")
+        if r.noc_targets:
+            parts += ["### NoC@90 by target size\n",
+                      "The click targets of the NoC@90 column, split by size; a target that never reaches 90 % "
+                      f"IoU counts the cap ({r.protocol.get('noc_max_clicks')} clicks). Partly transparent: the "
+                      "share of a target's pixels with 0 < alpha < 1.\n",
+                      noc_targets_table(r.noc_targets, float(r.protocol.get("noc_threshold", 0.9)))]
     parts.append("## Goals\n")
     parts.append("Checked from the first report above" + (" and the large-image report" if large else "") + ".\n")
     goals = goal_checks(main.summary, base, small)
