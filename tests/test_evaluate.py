@@ -213,8 +213,8 @@ def test_reports_of_the_same_protocol_merge_into_the_report_of_one_run(small_che
     key = lambda r: (r["method"], r["mode"], r["image"], r["instance"], r["round"])  # noqa: E731
     assert sorted(merged["records"], key=key) == sorted(joint["records"], key=key)
     tkey = lambda t: (t["method"], t["image"], t["instance"])  # noqa: E731
-    assert sorted(merged["noc_targets"], key=tkey) == sorted(joint["noc_targets"], key=tkey)
-    assert {t["method"] for t in joint["noc_targets"]} == {"net", "classical baseline"}
+    assert sorted(merged["noc_per_target"], key=tkey) == sorted(joint["noc_per_target"], key=tkey)
+    assert {t["method"] for t in joint["noc_per_target"]} == {"net", "classical baseline"}
     assert " ; " in merged["protocol"]["command"] and len(merged["protocol"]["merged_from"]) == 2
     assert (tmp_path / "merged" / "sad_per_round.png").is_file()
 

@@ -57,7 +57,7 @@ def test_the_page_holds_the_tables_and_the_commands(tmp_path: Path) -> None:
                     "command": f"python -m training.evaluate --out {name}"}
         payload = {"protocol": protocol, "summary": summary, "records": []}
         if noc_targets is not None:
-            payload["noc_targets"] = noc_targets
+            payload["noc_per_target"] = noc_targets
         (d / "report.json").write_text(json.dumps(payload))
         return d
 

@@ -124,7 +124,7 @@ def write_report(out_dir: Path | str, summary: dict[str, Any], records: Sequence
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "report.json", "table": out / "table.md", "plot": out / "sad_per_round.png"}
-    payload = {"protocol": protocol, "summary": summary, "records": list(records), "noc_targets": list(noc_targets)}
+    payload = {"protocol": protocol, "summary": summary, "records": list(records), "noc_per_target": list(noc_targets)}
     paths["json"].write_text(json.dumps(payload, indent=1, allow_nan=True))
     header = (f"Evaluation on {protocol.get('data')} ({protocol.get('targets')} targets); last round of each input "
               f"type; SAD, GRAD, CONN in thousands; NoC@90 with up to {protocol.get('noc_max_clicks')} clicks.\n\n")
@@ -167,7 +167,7 @@ def merge_reports(folders: Sequence[Path | str], out_dir: Path | str, replace: b
             replaced += [f"{m} from {folder}" for m in twice]
         summary.update(rep["summary"])
         records += rep["records"]
-        noc_targets += rep.get("noc_targets", [])  # reports written before targets were kept have none
+        noc_targets += rep.get("noc_per_target", [])  # reports written before targets were kept have none
     protocol = dict(first)
     protocol["methods"] = list(dict.fromkeys(m for rep in loaded for m in rep["protocol"].get("methods", rep["summary"])))
     protocol["seconds"] = sum(float(rep["protocol"].get("seconds", 0.0)) for rep in loaded)

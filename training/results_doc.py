@@ -52,7 +52,7 @@ class Report:
         if not path.is_file():
             raise FileNotFoundError(f"{folder} is not an evaluation report folder (no report.json)")
         data = json.loads(path.read_text())
-        return cls(title, folder, data["protocol"], data["summary"], data.get("noc_targets", []))
+        return cls(title, folder, data["protocol"], data["summary"], data.get("noc_per_target", []))
 
 
 @dataclass(frozen=True)
