@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from training.results_doc import goal_checks, main, noc_targets_table
+from training.results_doc import goal_checks, main, noc_by_size_table
 
 
 def entry(*sads: float, noc: float | None = None) -> dict:
@@ -49,15 +49,15 @@ def test_without_a_base_model_the_size_goal_is_not_checked() -> None:
 
 
 def test_the_page_holds_the_tables_and_the_commands(tmp_path: Path) -> None:
-    def report(name: str, summary: dict, noc_targets: list | None = None) -> Path:
+    def report(name: str, summary: dict, noc_per_target: list | None = None) -> Path:
         d = tmp_path / name
         d.mkdir()
         protocol = {"data": "/x/test384", "images": 1, "targets": 2, "inputs": ["click", "box", "mix"], "rounds": 2,
                     "seed": 0, "seconds": 3.0, "noc_max_clicks": 5, "noc_threshold": 0.9,
                     "command": f"python -m training.evaluate --out {name}"}
         payload = {"protocol": protocol, "summary": summary, "records": []}
-        if noc_targets is not None:
-            payload["noc_per_target"] = noc_targets
+        if noc_per_target is not None:
+            payload["noc_per_target"] = noc_per_target
         (d / "report.json").write_text(json.dumps(payload))
         return d
 
@@ -91,7 +91,7 @@ def target(method: str, area: float, clicks: int, ious: list[float], soft: float
 def test_noc_targets_split_by_size_per_method() -> None:
     targets = [target("S", 0.01, 10, [0.6, 0.7], 0.5), target("S", 0.03, 4, [0.8, 0.95], 0.1),
                target("S", 0.2, 1, [0.93], 0.2), target("B", 0.3, 10, [0.5, 0.88], 0.6)]
-    rows = noc_targets_table(targets).splitlines()[2:]
+    rows = noc_by_size_table(targets).splitlines()[2:]
     assert rows == ["| S | small (< 4% of the image) | 2 | 7.00 | 1 | 0.825 | 30% |",
                     "| S | large | 1 | 1.00 | 1 | 0.930 | 20% |",
                     "| B | large | 1 | 10.00 | 0 | 0.880 | 60% |"]

@@ -227,8 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.time() - t0, 2),
         "command": "python -m training.evaluate " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
     }
-    noc_targets = [{"method": m, **t} for m, targets in noc.items() for t in targets]
-    paths = write_report(out, summary, records, protocol, noc_targets)
+    noc_per_target = [{"method": m, **t} for m, targets in noc.items() for t in targets]
+    paths = write_report(out, summary, records, protocol, noc_per_target)
     print((out / "table.md").read_text())
     print(f"wrote {paths['json']}, {paths['table']}, {paths['plot']}")
     return 0

@@ -118,13 +118,13 @@ def plot_sad(summary: dict[str, dict[str, dict[str, Any]]], path: Path | str, ti
 
 
 def write_report(out_dir: Path | str, summary: dict[str, Any], records: Sequence[dict[str, Any]], protocol: dict[str, Any],
-                 noc_targets: Sequence[dict[str, Any]] = ()) -> dict[str, Path]:
+                 noc_per_target: Sequence[dict[str, Any]] = ()) -> dict[str, Path]:
     """report.json (protocol, summary, per-target records, per-target NoC with each target's
     method, size and softness), table.md and sad_per_round.png."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "report.json", "table": out / "table.md", "plot": out / "sad_per_round.png"}
-    payload = {"protocol": protocol, "summary": summary, "records": list(records), "noc_per_target": list(noc_targets)}
+    payload = {"protocol": protocol, "summary": summary, "records": list(records), "noc_per_target": list(noc_per_target)}
     paths["json"].write_text(json.dumps(payload, indent=1, allow_nan=True))
     header = (f"Evaluation on {protocol.get('data')} ({protocol.get('targets')} targets); last round of each input "
               f"type; SAD, GRAD, CONN in thousands; NoC@90 with up to {protocol.get('noc_max_clicks')} clicks.\n\n")
@@ -149,7 +149,7 @@ def merge_reports(folders: Sequence[Path | str], out_dir: Path | str, replace: b
     first = loaded[0]["protocol"]
     summary: dict[str, Any] = {}
     records: list[dict[str, Any]] = []
-    noc_targets: list[dict[str, Any]] = []
+    noc_per_target: list[dict[str, Any]] = []
     replaced: list[str] = []
     for folder, rep in zip(folders, loaded, strict=True):
         p = rep["protocol"]
@@ -163,11 +163,11 @@ def merge_reports(folders: Sequence[Path | str], out_dir: Path | str, replace: b
             raise ValueError(f"{folder}: scores {', '.join(twice)} again (--replace takes the later one)")
         if twice:
             records = [r for r in records if r["method"] not in twice]
-            noc_targets = [t for t in noc_targets if t["method"] not in twice]
+            noc_per_target = [t for t in noc_per_target if t["method"] not in twice]
             replaced += [f"{m} from {folder}" for m in twice]
         summary.update(rep["summary"])
         records += rep["records"]
-        noc_targets += rep.get("noc_per_target", [])  # reports written before targets were kept have none
+        noc_per_target += rep.get("noc_per_target", [])  # reports written before targets were kept have none
     protocol = dict(first)
     protocol["methods"] = list(dict.fromkeys(m for rep in loaded for m in rep["protocol"].get("methods", rep["summary"])))
     protocol["seconds"] = sum(float(rep["protocol"].get("seconds", 0.0)) for rep in loaded)
@@ -175,7 +175,7 @@ def merge_reports(folders: Sequence[Path | str], out_dir: Path | str, replace: b
     protocol["merged_from"] = [str(f) for f in folders]
     if replaced:
         protocol["replaced"] = replaced
-    return write_report(out_dir, summary, records, protocol, noc_targets)
+    return write_report(out_dir, summary, records, protocol, noc_per_target)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,7 +43,7 @@ class Report:
     folder: Path
     protocol: dict[str, Any]
     summary: dict[str, dict[str, dict[str, Any]]]
-    noc_targets: list[dict[str, Any]] = field(default_factory=list)
+    noc_per_target: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def load(cls, title: str, folder: str | Path) -> Report:
@@ -124,7 +124,7 @@ def goals_table(goals: Sequence[Goal]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def noc_targets_table(targets: Sequence[dict[str, Any]], threshold: float = 0.9,
+def noc_by_size_table(targets: Sequence[dict[str, Any]], threshold: float = 0.9,
                       small_area: float = SMALL_TARGET_AREA) -> str:
     """NoC@90 split by target size, per method: where the clicks go unanswered. Columns: targets,
     mean NoC, how many reached the threshold, mean IoU after the last click, and the mean share
@@ -138,9 +138,9 @@ def noc_targets_table(targets: Sequence[dict[str, Any]], threshold: float = 0.9,
             if not group:
                 continue
             n = len(group)
-            reached = sum(1 for t in group if t["ious"] and max(t["ious"]) >= threshold)
+            reached = sum(1 for t in group if max(t["ious"]) >= threshold)
             lines.append(f"| {method} | {label} | {n} | {sum(t['clicks'] for t in group) / n:.2f} | {reached} | "
-                         f"{sum(t['ious'][-1] for t in group if t['ious']) / n:.3f} | "
+                         f"{sum(t['ious'][-1] for t in group) / n:.3f} | "
                          f"{sum(t['soft'] for t in group) / n:.0%} |")
     return "\n".join(lines) + "\n"
 
@@ -218,12 +218,12 @@ def render(main: Report, large: Report | None, ablations: Sequence[Report], late
         plot = r.folder / "sad_per_round.png"
         if plot.is_file():
             parts.append(f"![SAD per round, {r.title}]({_rel(plot, out)})\n")
-        if r.noc_targets:
+        if r.noc_per_target:
             parts += ["### NoC@90 by target size\n",
                       "The click targets of the NoC@90 column, split by size; a target that never reaches 90 % "
                       f"IoU counts the cap ({r.protocol.get('noc_max_clicks')} clicks). Partly transparent: the "
                       "share of a target's pixels with 0 < alpha < 1.\n",
-                      noc_targets_table(r.noc_targets, float(r.protocol.get("noc_threshold", 0.9)))]
+                      noc_by_size_table(r.noc_per_target, float(r.protocol.get("noc_threshold", 0.9)))]
     parts.append("## Goals\n")
     parts.append("Checked from the first report above" + (" and the large-image report" if large else "") + ".\n")
     goals = goal_checks(main.summary, base, small)
