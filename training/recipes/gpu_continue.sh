@@ -12,6 +12,7 @@ cd "$(dirname "$0")/../.."
 BUDGET=${BUDGET:-220}; INIT=${INIT:?checkpoint to start from}; VARIANT=${VARIANT:-base}; SIZE=${SIZE:-512}
 OUT=${OUT:?set OUT to the folder that comes back}; W=${WORK:-/tmp/more}
 COUNT=${COUNT:-1200}; SEED=${SEED:-2}; BATCH=${BATCH:-16}; LR=${LR:-0.0003}; MRN_BOX=${MRN_BOX:-0.6}; TAIL=${TAIL:-25}
+INPUTS=${INPUTS:-click scribble box text mix}  # a type named twice is drawn twice as often
 START=$(date +%s)
 left() { echo $(( BUDGET - ($(date +%s) - START) )); }
 at() { echo "$1 after $(( $(date +%s) - START )) s"; }
@@ -23,7 +24,7 @@ at "data ready"
 ISCN_BOX=$($py -c "print(round(($(left) - $TAIL - 60 * $MRN_BOX - 20) / 60, 2))")
 echo "ISCN box $ISCN_BOX min, MRN box $MRN_BOX min"
 common=(--variant "$VARIANT" --data "$W/data" --size "$SIZE" --batch-size "$BATCH" --steps 20000 --lr "$LR"
-        --inputs click scribble box text mix --max-rounds 3 --workers 8 --sim-workers 4 --log-every 20 --save-every 200 --seed "$SEED"
+        --inputs $INPUTS --max-rounds 3 --workers 8 --sim-workers 4 --log-every 20 --save-every 200 --seed "$SEED"
         --init "$INIT" --out "$W/run")
 $py -m training.train iscn --config "training/configs/iscn_$VARIANT.yaml" --max-minutes "$ISCN_BOX" "${common[@]}" \
   > "$W/iscn.log" 2>&1 && at "ISCN done" &&
