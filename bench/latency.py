@@ -87,6 +87,7 @@ def bench_dfimat(models: Path, device: str, sizes: list[int], repeats: int) -> d
         rgb = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
         res[f"mrn@{size}"] = timed(lambda rgb=rgb: eng.refine(rgb, low), repeats)
     res["device"] = eng.device  # type: ignore[assignment]
+    res["version"] = eng.model_version  # type: ignore[assignment]  # which graphs a row timed
     return res
 
 
@@ -196,10 +197,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"SAM ViT-B: not measured ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})")
         for device in devices:
             d = bench_dfimat(models, device, sizes, args.repeats)
-            runs_on = d.pop("device")
+            runs_on, version = d.pop("device"), d.pop("version")
             print(f"\n== {device} (runs on {runs_on}) ==")
             print(f"DFIMat ({models.name}): " + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in d.items()))
-            entry = report["devices"][device] = {"runs_on": runs_on, "dfimat": dict(d),
+            entry = report["devices"][device] = {"runs_on": runs_on, "dfimat": dict(d), "version": version,
                                                  "models": str(args.models or f"random {args.variant}")}
             if sam_paths is None:
                 continue

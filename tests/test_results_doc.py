@@ -65,7 +65,9 @@ def test_the_page_holds_the_tables_and_the_commands(tmp_path: Path) -> None:
     abl = report("abl", {"with CRM": SUMMARY["S"], "without CRM": SUMMARY["B"]})
     lat = tmp_path / "lat.json"
     lat.write_text(json.dumps({"machine": "test cpu", "devices": {"cpu": {
-        "runs_on": "CPUExecutionProvider", "models": "models/small", "dfimat": {"encode": 0.05, "mrn_512": 0.2}}}}))
+        "runs_on": "CPUExecutionProvider", "models": "models/small", "dfimat": {"encode": 0.05, "mrn_512": 0.2}},
+        "cuda": {"runs_on": "cuda", "models": "models/small", "version": "small-0123456789ab",
+                 "dfimat": {"encode": 0.002}}}}))
     torch_lat = tmp_path / "torch.json"
     torch_lat.write_text(json.dumps({"device": "Test GPU", "torch": "2.x", "size": 1024, "variants": {"small": {
         k: {"params_m": 1.0, "gflops": 2.0, "ms": ms} for k, ms in (("encode_image", 2.25), ("decode", 5.0), ("mrn", 3.5))}}}))
@@ -76,7 +78,8 @@ def test_the_page_holds_the_tables_and_the_commands(tmp_path: Path) -> None:
     assert "python -m training.evaluate --out main" in text and "python -m training.results_doc" in text
     assert "| S | click | 2 | 2.00 |" in text  # Table 3 row: last round of clicks
     assert "### Table 5: CRM" in text and "| without CRM | 1.67 |" in text  # mean SAD over input types
-    assert "| test cpu | cpu (CPUExecutionProvider) | models/small | 50.0 | 200.0 | - |" in text
+    assert "| test cpu | cpu (CPUExecutionProvider) | models/small | 50.0 | 200.0 | - |" in text  # no version kept
+    assert "| test cpu | cuda (cuda) | models/small `small-0123456789ab` | 2.0 | - | - |" in text
     assert "| NoC@90 with clicks at most 3 | B | 4.00 | **no** |" in text
     assert "| Test GPU | 2.x | 1024 | small | 2.2 | 5.0 | 3.5 | 2.0 / 2.0 / 2.0 |" in text
     assert "### NoC@90 by target size" in text and "cap (5 clicks)" in text

@@ -165,7 +165,8 @@ def ablation_table(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
 
 
 def latency_table(runs: Sequence[dict[str, Any]]) -> str:
-    """One row per (file, device): every figure the bench measured, in milliseconds."""
+    """One row per (file, device): every figure the bench measured, in milliseconds, and the version of
+    the graphs it timed where the file records it (files written before stop 23 do not)."""
     keys: list[str] = []
     for r in runs:
         for d in r["devices"].values():
@@ -177,7 +178,8 @@ def latency_table(runs: Sequence[dict[str, Any]]) -> str:
             vals = [f"{d['dfimat'][k] * 1000:.1f}" if k in d["dfimat"] else "-" for k in keys]
             sam = d.get("sam_vit_b")
             sam_s = f"{sam['encode'] * 1000:.0f} / {sam['decode'] * 1000:.1f}" if sam else "-"
-            lines.append(f"| {r['machine']} | {device} ({d['runs_on']}) | {d['models']} | " + " | ".join(vals) + f" | {sam_s} |")
+            models = d["models"] + (f" `{d['version']}`" if d.get("version") else "")  # older files: no version
+            lines.append(f"| {r['machine']} | {device} ({d['runs_on']}) | {models} | " + " | ".join(vals) + f" | {sam_s} |")
     return "\n".join(lines) + "\n"
 
 
