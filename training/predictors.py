@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from plugin.input_constraints import honour_inputs
 from plugin.prompts import Prompts
 from plugin.state import image_checksum
 
@@ -48,9 +49,10 @@ def _as_alpha(a: Any, shape: tuple[int, int], who: str) -> np.ndarray:
 
 
 class TorchPredictor(Predictor):
-    """A ``model.save_checkpoint`` file. An ISCN-stage checkpoint (MRN never trained) is scored on
-    its coarse mask, and ``coarse_only`` is True; a checkpoint trained with ``--no-crm`` never
-    gets the previous mask."""
+    """A ``model.save_checkpoint`` file, scored as its export would be: the clicks and scribbles
+    kept on the alpha as the engine keeps them (``plugin.input_constraints``). An ISCN-stage
+    checkpoint (MRN never trained) is scored on its coarse mask, and ``coarse_only`` is True; a
+    checkpoint trained with ``--no-crm`` never gets the previous mask."""
 
     def __init__(self, checkpoint: Path | str, device: str = "auto", text: bool = True, name: str | None = None):
         import torch
@@ -85,7 +87,8 @@ class TorchPredictor(Predictor):
             out = self.net.iscn.decode(feats, prompts, prev)
             coarse = out.mask_logits.sigmoid()
             alpha = coarse if self.coarse_only else self.net.mrn(x, coarse)
-            return Prediction(alpha[0, 0].float().cpu().numpy(), out.low_res_logits.sigmoid())
+            kept = honour_inputs(alpha[0, 0].float().cpu().numpy(), coarse[0, 0].float().cpu().numpy(), prompts)
+            return Prediction(kept, out.low_res_logits.sigmoid())
 
 
 class OnnxPredictor(Predictor):
