@@ -61,9 +61,11 @@ def honour_inputs(alpha: np.ndarray, coarse: np.ndarray, prompts: Prompts) -> np
         window = (slice(y0, y1), slice(x0, x1))
         agree = coarse[window] > 0.5 if foreground else coarse[window] <= 0.5
         region = _stroke(agree.shape, local, reach) & agree
-        _, labels = cv2.connectedComponents(region.astype(np.uint8), connectivity=8)
-        on_input = labels[_stroke(agree.shape, local, 0)]
-        region = np.isin(labels, on_input[on_input > 0])
+        count, labels = cv2.connectedComponents(region.astype(np.uint8), connectivity=8)
+        touching = np.zeros(count, bool)
+        touching[labels[_stroke(agree.shape, local, 0)]] = True
+        touching[0] = False  # label 0 is everything outside the region
+        region = touching[labels]
         local_alpha, local_coarse = out[window], coarse[window]
         pull = np.maximum if foreground else np.minimum
         local_alpha[region] = pull(local_alpha[region], local_coarse[region])
