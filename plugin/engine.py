@@ -8,8 +8,8 @@ One call of ``MattingEngine.matte`` is one interaction round:
    round's low-res mask go through the prompt decoder (text through MiniLM first);
 3. the low-res mask logits are upsampled bilinearly to the image size and squashed (sigmoid),
    and MRN refines image + coarse mask to the alpha matte, in overlapping tiles for big images;
-4. every click and scribble is kept as a promise on the alpha near its points
-   (``plugin.input_constraints``), unless the engine was made with ``enforce_inputs=False``.
+4. the pixels under every click and scribble take its label (``plugin.input_constraints``),
+   unless the engine was made with ``enforce_inputs=False``.
 
 See docs/engine.md for devices, tiling and the round state.
 """
@@ -193,7 +193,7 @@ class MattingEngine:
         t3 = time.perf_counter()
         alpha, coarse = self.refine(rgb, low)
         if self.enforce_inputs:
-            alpha = honour_inputs(alpha, coarse, inputs)
+            alpha = honour_inputs(alpha, inputs)
         t4 = time.perf_counter()
 
         next_state = RoundState(

@@ -87,7 +87,7 @@ class TorchPredictor(Predictor):
             out = self.net.iscn.decode(feats, prompts, prev)
             coarse = out.mask_logits.sigmoid()
             alpha = coarse if self.coarse_only else self.net.mrn(x, coarse)
-            kept = honour_inputs(alpha[0, 0].float().cpu().numpy(), coarse[0, 0].float().cpu().numpy(), prompts)
+            kept = honour_inputs(alpha[0, 0].float().cpu().numpy(), prompts)
             return Prediction(kept, out.low_res_logits.sigmoid())
 
 
