@@ -49,8 +49,8 @@ def _as_alpha(a: Any, shape: tuple[int, int], who: str) -> np.ndarray:
 
 
 class TorchPredictor(Predictor):
-    """A ``model.save_checkpoint`` file, scored as its export would be: the clicks and scribbles
-    kept on the alpha as the engine keeps them (``plugin.input_constraints``). An ISCN-stage
+    """A ``model.save_checkpoint`` file, scored as its export would be: the pixels under its clicks
+    and scribbles set to their labels, as the engine sets them (``plugin.input_constraints``). An ISCN-stage
     checkpoint (MRN never trained) is scored on its coarse mask, and ``coarse_only`` is True; a
     checkpoint trained with ``--no-crm`` never gets the previous mask."""
 
