@@ -20,7 +20,7 @@ import numpy as np
 
 from .prompts import Prompts
 
-__all__ = ["INPUT_RADIUS", "honour_inputs", "input_radius"]
+__all__ = ["INPUT_RADIUS", "footprint", "honour_inputs", "input_radius"]
 
 #: The radius of an input's footprint, as a fraction of the image's longer side.
 INPUT_RADIUS = 0.005
@@ -46,13 +46,14 @@ def honour_inputs(alpha: np.ndarray, prompts: Prompts) -> np.ndarray:
                            for x, y in points], np.int32)
         x0, y0 = np.maximum(pixels.min(axis=0) - radius, 0)
         x1, y1 = np.minimum(pixels.max(axis=0) + radius + 1, (w, h))
-        footprint = _stroke((y1 - y0, x1 - x0), pixels - (x0, y0), radius)
-        out[y0:y1, x0:x1][footprint] = 1.0 if foreground else 0.0
+        under = footprint((y1 - y0, x1 - x0), pixels - (x0, y0), radius)
+        out[y0:y1, x0:x1][under] = 1.0 if foreground else 0.0
     return out
 
 
-def _stroke(shape: tuple[int, int], points: np.ndarray, radius: int) -> np.ndarray:
-    """(h, w) bool: a disk (one point) or a polyline band of ``radius`` pixels through ``points``."""
+def footprint(shape: tuple[int, int], points: np.ndarray, radius: int) -> np.ndarray:
+    """(h, w) bool: a disk (one point) or a polyline band of ``radius`` pixels through ``points``
+    ((N, 2) integer pixel x, y). Shared with the simulated user, whose inputs cover pixels alike."""
     m = np.zeros(shape, np.uint8)
     if len(points) == 1:
         cv2.circle(m, (int(points[0][0]), int(points[0][1])), radius, 1, -1)

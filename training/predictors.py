@@ -50,9 +50,9 @@ def _as_alpha(a: Any, shape: tuple[int, int], who: str) -> np.ndarray:
 
 class TorchPredictor(Predictor):
     """A ``model.save_checkpoint`` file, scored as its export would be: the pixels under its clicks
-    and scribbles set to their labels, as the engine sets them (``plugin.input_constraints``). An ISCN-stage
-    checkpoint (MRN never trained) is scored on its coarse mask, and ``coarse_only`` is True; a
-    checkpoint trained with ``--no-crm`` never gets the previous mask."""
+    and scribbles set to their labels, as the engine sets them (``plugin.input_constraints``).
+    An ISCN-stage checkpoint (MRN never trained) is scored on its coarse mask, and
+    ``coarse_only`` is True; a checkpoint trained with ``--no-crm`` never gets the previous mask."""
 
     def __init__(self, checkpoint: Path | str, device: str = "auto", text: bool = True, name: str | None = None):
         import torch

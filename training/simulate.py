@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from plugin.input_constraints import footprint
 from plugin.prompts import Prompts
 
 MODES = ("click", "scribble", "box", "text", "mix")
@@ -218,13 +219,7 @@ def axis_stroke(mask: np.ndarray, through: Point | None = None, max_fraction: fl
 def _cover(shape: tuple[int, int], points: Sequence[Point]) -> np.ndarray:
     """Pixels an input marks: a disk of COVER_RADIUS (of the image side) along its points."""
     r = max(1, int(round(COVER_RADIUS * max(shape))))
-    m = np.zeros(shape, np.uint8)
-    pts = [(int(np.floor(x)), int(np.floor(y))) for x, y in points]
-    if len(pts) == 1:
-        cv2.circle(m, pts[0], r, 1, -1)
-    else:
-        cv2.polylines(m, [np.asarray(pts, np.int32)], False, 1, thickness=2 * r + 1)
-    return m > 0
+    return footprint(shape, np.array([[np.floor(x), np.floor(y)] for x, y in points], np.int32), r)
 
 
 def describe(gt: np.ndarray) -> str:
