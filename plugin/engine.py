@@ -9,7 +9,7 @@ One call of ``MattingEngine.matte`` is one interaction round:
 3. the low-res mask logits are upsampled bilinearly to the image size and squashed (sigmoid),
    and MRN refines image + coarse mask to the alpha matte, in overlapping tiles for big images;
 4. the pixels under every click and scribble take its label (``plugin.input_constraints``),
-   unless the engine was made with ``enforce_inputs=False``.
+   unless the engine was made with ``keep_inputs=False``.
 
 See docs/engine.md for devices, tiling and the round state.
 """
@@ -24,11 +24,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import input_constraints
 from .engine_errors import EngineError
 from .engine_sessions import GraphSessions, SessionFactory, create_session
 from .engine_tiling import pad_to_multiple, refine_tiled, upsample
 from .image_io import as_rgb, resize_square, to_unit_float
-from .input_constraints import honour_inputs
 from .models_dir import Manifest, load_manifest
 from .prompts import Prompts, encode_prompts
 from .state import RoundState, image_checksum
@@ -77,12 +77,12 @@ class MattingEngine:
         tile_overlap: int = TILE_OVERLAP,
         session_factory: SessionFactory = create_session,
         available_providers: list[str] | None = None,
-        enforce_inputs: bool = True,
+        keep_inputs: bool = True,
     ):
         self.manifest: Manifest = load_manifest(models_dir)
         self.sessions = GraphSessions(self.manifest, device, available_providers, session_factory)
         self.tile_pixels, self.tile_size, self.tile_overlap = tile_pixels, tile_size, tile_overlap
-        self.enforce_inputs = enforce_inputs
+        self.keep_inputs = keep_inputs
         self.model_version = self.manifest.version
         self.variant = self.manifest.variant
         self.image_size = self.manifest.image_size
@@ -192,8 +192,8 @@ class MattingEngine:
         low, cls, _m_ref = self.decode(feats, inputs, w, h, prev)
         t3 = time.perf_counter()
         alpha, coarse = self.refine(rgb, low)
-        if self.enforce_inputs:
-            alpha = honour_inputs(alpha, inputs)
+        if self.keep_inputs:
+            alpha = input_constraints.keep_inputs(alpha, inputs)
         t4 = time.perf_counter()
 
         next_state = RoundState(

@@ -20,7 +20,7 @@ import numpy as np
 
 from .prompts import Prompts
 
-__all__ = ["INPUT_RADIUS", "footprint", "honour_inputs", "input_radius"]
+__all__ = ["INPUT_RADIUS", "footprint", "keep_inputs", "input_radius"]
 
 #: The radius of an input's footprint, as a fraction of the image's longer side.
 INPUT_RADIUS = 0.005
@@ -31,7 +31,7 @@ def input_radius(height: int, width: int) -> int:
     return max(1, int(round(INPUT_RADIUS * max(height, width))))
 
 
-def honour_inputs(alpha: np.ndarray, prompts: Prompts) -> np.ndarray:
+def keep_inputs(alpha: np.ndarray, prompts: Prompts) -> np.ndarray:
     """``alpha`` (H, W) with the footprint of every click and scribble of ``prompts`` set to its
     label. Returns a new array; boxes and text pin nothing (neither is a promise about a pixel)."""
     alpha = np.asarray(alpha, np.float32)

@@ -16,7 +16,7 @@ from plugin.engine import EngineError, MattingEngine
 from plugin.engine_sessions import CPU, CUDA, choose_providers, create_session
 from plugin.engine_tiling import bilinear_matrix, refine_tiled, tile_starts, upsample
 from plugin.image_io import as_rgb, to_unit_float
-from plugin.input_constraints import honour_inputs
+from plugin.input_constraints import keep_inputs
 from plugin.prompts import Prompts, encode_prompts
 from plugin.state import RoundState
 from tests.export_fixtures import load_net, sample_image, torch_round
@@ -47,7 +47,7 @@ def test_two_rounds_match_the_pytorch_pipeline(engine: MattingEngine, exported_s
     arrays = encode_prompts(first, 200, 150)
     low, coarse, alpha = torch_round(net, s_input, rgb01, arrays, [first.text], None)
     assert np.abs(r1.coarse - coarse).max() <= 1e-4
-    assert np.abs(r1.alpha - honour_inputs(alpha, first)).max() <= 1e-4
+    assert np.abs(r1.alpha - keep_inputs(alpha, first)).max() <= 1e-4
     assert r1.alpha[75, 90] == 1.0  # the foreground click's pixel, whatever MRN said
     assert np.abs(r1.state.prev_mask - 1 / (1 + np.exp(-low))).max() <= 1e-4
 
@@ -58,7 +58,7 @@ def test_two_rounds_match_the_pytorch_pipeline(engine: MattingEngine, exported_s
     low2, coarse2, alpha2 = torch_round(net, s_input, rgb01, encode_prompts(merged, 200, 150),
                                         [merged.text], r1.state.prev_mask)
     assert np.abs(r2.coarse - coarse2).max() <= 1e-4
-    assert np.abs(r2.alpha - honour_inputs(alpha2, merged)).max() <= 1e-4
+    assert np.abs(r2.alpha - keep_inputs(alpha2, merged)).max() <= 1e-4
     assert r2.alpha[30, 30] == 0.0 and r2.alpha[75, 90] == 1.0
     # the previous mask matters: the same inputs without it give another mask
     _, coarse_fresh, _ = torch_round(net, s_input, rgb01, encode_prompts(merged, 200, 150), [merged.text], None)
@@ -368,11 +368,11 @@ def test_plugin_side_never_imports_torch() -> None:
 
 
 def test_inputs_are_enforced_unless_the_engine_is_told_not_to(exported_small_models) -> None:
-    """enforce_inputs=False gives MRN's own alpha (what the network makes of the inputs)."""
+    """keep_inputs=False gives MRN's own alpha (what the network makes of the inputs)."""
     image = sample_image(120, 160, seed=5)
     prompts = Prompts(clicks=[(40.5, 60.5, True), (130.5, 20.5, False)])
     kept = MattingEngine(exported_small_models.models_dir, device="cpu").matte(image, prompts)
-    raw = MattingEngine(exported_small_models.models_dir, device="cpu", enforce_inputs=False).matte(image, prompts)
+    raw = MattingEngine(exported_small_models.models_dir, device="cpu", keep_inputs=False).matte(image, prompts)
     assert np.array_equal(kept.coarse, raw.coarse)
-    assert np.array_equal(kept.alpha, honour_inputs(raw.alpha, prompts))
+    assert np.array_equal(kept.alpha, keep_inputs(raw.alpha, prompts))
     assert kept.alpha[60, 40] == 1.0 and kept.alpha[20, 130] == 0.0

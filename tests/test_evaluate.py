@@ -179,6 +179,29 @@ def test_onnx_folder_matches_its_checkpoint_and_baseline_runs_the_same_protocol(
     assert s[base.name]["click"]["final"]["round"] == 2 and s[base.name]["box"]["final"]["round"] == 1
 
 
+def test_raw_alpha_scores_the_network_without_keeping_the_inputs(small_checkpoint: Path, data: Path,
+                                                                 tmp_path: Path) -> None:
+    """--raw-alpha (reports before stop 24) differs from the default only by the kept input pixels."""
+    from plugin.input_constraints import keep_inputs
+
+    sample = MattingDataset(data)[0]
+    h, w = sample.image.shape[:2]
+    prompts = Prompts(clicks=[(w / 2, h / 2, True), (5.0, 5.0, False)], scribbles=[([(10.0, h - 10.0), (w / 3, h - 10.0)], True)])
+    kept = TorchPredictor(small_checkpoint, device="cpu", text=False).predict(sample.image, prompts, None)
+    raw = TorchPredictor(small_checkpoint, device="cpu", text=False, keep_inputs=False).predict(sample.image, prompts, None)
+    assert np.array_equal(kept.alpha, keep_inputs(raw.alpha, prompts))
+    assert kept.alpha[h // 2, w // 2] == 1.0 and kept.alpha[5, 5] == 0.0 and kept.alpha[h - 10, 20] == 1.0
+    assert not np.array_equal(kept.alpha, raw.alpha)
+
+    common = ["--models", f"net={small_checkpoint}", "--data", str(data), "--inputs", "click", "--rounds", "1",
+              "--noc-max", "0", "--limit", "1"]
+    assert main([*common, "--raw-alpha", "--out", str(tmp_path / "raw")]) == 0
+    assert main([*common, "--out", str(tmp_path / "kept")]) == 0
+    raw_rep, kept_rep = (json.loads((tmp_path / d / "report.json").read_text()) for d in ("raw", "kept"))
+    assert raw_rep["protocol"]["inputs_kept"] is False and kept_rep["protocol"]["inputs_kept"] is True
+    assert [r["sad"] for r in raw_rep["records"]] != [r["sad"] for r in kept_rep["records"]]
+
+
 def test_same_checkpoint_names_from_two_runs_are_told_apart(tmp_path: Path) -> None:
     a, b = Recorder("mrn_last", None), Recorder("mrn_last", None)
     c = Recorder("other", None)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from plugin.input_constraints import honour_inputs
+from plugin import input_constraints
 from plugin.prompts import Prompts
 from plugin.state import image_checksum
 
@@ -52,9 +52,11 @@ class TorchPredictor(Predictor):
     """A ``model.save_checkpoint`` file, scored as its export would be: the pixels under its clicks
     and scribbles set to their labels, as the engine sets them (``plugin.input_constraints``).
     An ISCN-stage checkpoint (MRN never trained) is scored on its coarse mask, and
-    ``coarse_only`` is True; a checkpoint trained with ``--no-crm`` never gets the previous mask."""
+    ``coarse_only`` is True; a checkpoint trained with ``--no-crm`` never gets the previous mask.
+    ``keep_inputs=False`` scores the network's own alpha, as reports made before stop 24 did."""
 
-    def __init__(self, checkpoint: Path | str, device: str = "auto", text: bool = True, name: str | None = None):
+    def __init__(self, checkpoint: Path | str, device: str = "auto", text: bool = True, name: str | None = None,
+                 keep_inputs: bool = True):
         import torch
 
         from model import load_checkpoint
@@ -67,6 +69,7 @@ class TorchPredictor(Predictor):
         self.net.to(self.device).eval()
         self.coarse_only = self.extra.get("stage") == "iscn" and not self.extra.get("coupled", False)
         self.crm = bool(self.extra.get("crm", True))
+        self.keep_inputs = keep_inputs
         self.name = name or Path(checkpoint).stem
         self._cache: tuple[str, Any, Any] | None = None
 
@@ -87,20 +90,24 @@ class TorchPredictor(Predictor):
             out = self.net.iscn.decode(feats, prompts, prev)
             coarse = out.mask_logits.sigmoid()
             alpha = coarse if self.coarse_only else self.net.mrn(x, coarse)
-            kept = honour_inputs(alpha[0, 0].float().cpu().numpy(), prompts)
-            return Prediction(kept, out.low_res_logits.sigmoid())
+            alpha = alpha[0, 0].float().cpu().numpy()
+            if self.keep_inputs:
+                alpha = input_constraints.keep_inputs(alpha, prompts)
+            return Prediction(alpha, out.low_res_logits.sigmoid())
 
 
 class OnnxPredictor(Predictor):
-    """An exported models folder (holding manifest.json), run by ``plugin.engine.MattingEngine``."""
+    """An exported models folder (holding manifest.json), run by ``plugin.engine.MattingEngine``
+    (``keep_inputs`` as the engine's)."""
 
-    def __init__(self, models_dir: Path | str, device: str = "auto", name: str | None = None):
+    def __init__(self, models_dir: Path | str, device: str = "auto", name: str | None = None,
+                 keep_inputs: bool = True):
         from plugin.engine import MattingEngine
 
         models_dir = Path(models_dir)
         if not (models_dir / "manifest.json").is_file():
             raise FileNotFoundError(f"{models_dir} is not an exported models folder (no manifest.json)")
-        self.engine = MattingEngine(models_dir, device=device)
+        self.engine = MattingEngine(models_dir, device=device, keep_inputs=keep_inputs)
         self.name = name or f"{models_dir.name} (onnx)"
 
     def predict(self, image: np.ndarray, prompts: Prompts, state: Any | None) -> Prediction:
@@ -122,13 +129,13 @@ class BaselinePredictor(Predictor):
         return Prediction(_as_alpha(self._matte(image, prompts), image.shape[:2], self.name), None)
 
 
-def open_predictor(path: Path | str, device: str = "auto", text: bool = True) -> Predictor:
+def open_predictor(path: Path | str, device: str = "auto", text: bool = True, keep_inputs: bool = True) -> Predictor:
     """A ``.pt`` checkpoint or an exported ONNX models folder, by what the path is."""
     path = Path(path)
     if path.is_dir():
-        return OnnxPredictor(path, device=device)
+        return OnnxPredictor(path, device=device, keep_inputs=keep_inputs)
     if path.is_file() and path.suffix == ".pt":
-        return TorchPredictor(path, device=device, text=text)
+        return TorchPredictor(path, device=device, text=text, keep_inputs=keep_inputs)
     if not path.exists():
         raise FileNotFoundError(f"models path not found: {path}")
     raise ValueError(f"{path} is neither a .pt checkpoint nor an exported models folder")

@@ -173,6 +173,9 @@ def merge_reports(folders: Sequence[Path | str], out_dir: Path | str, replace: b
     protocol["seconds"] = sum(float(rep["protocol"].get("seconds", 0.0)) for rep in loaded)
     protocol["command"] = " ; ".join(str(rep["protocol"].get("command", "(command not recorded)")) for rep in loaded)
     protocol["merged_from"] = [str(f) for f in folders]
+    kept = {rep["protocol"].get("inputs_kept") for rep in loaded}
+    if len(kept) > 1:  # some rows keep the inputs' pixels and some do not: say neither
+        protocol.pop("inputs_kept", None)
     if replaced:
         protocol["replaced"] = replaced
     return write_report(out_dir, summary, records, protocol, noc_per_target)
