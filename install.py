@@ -135,14 +135,26 @@ def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
         return subprocess.CompletedProcess(cmd, 127, "", str(exc))
 
 
-def nvidia_gpu() -> str | None:
-    """The first NVIDIA GPU nvidia-smi lists, or None (then the CPU package is installed)."""
+def gpu_names() -> list[str]:
+    """The NVIDIA GPUs' names from nvidia-smi; none where it is missing or fails. Also the latency
+    bench's source for the card a CUDA row ran on (bench/latency.py imports it)."""
     exe = shutil.which("nvidia-smi")
     if not exe:
-        return None
-    res = _run([exe, "-L"])
-    line = res.stdout.strip().splitlines()[0] if res.returncode == 0 and res.stdout.strip() else ""
-    return line or None
+        return []
+    try:
+        res = subprocess.run([exe, "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    if res.returncode != 0:
+        return []
+    return [line.strip() for line in res.stdout.splitlines() if line.strip()]
+
+
+def nvidia_gpu() -> str | None:
+    """The first NVIDIA GPU, or None (then the CPU package is installed)."""
+    names = gpu_names()
+    return names[0] if names else None
 
 
 def pinned(packages: tuple[str, ...], gpu: bool) -> list[str]:

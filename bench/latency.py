@@ -4,8 +4,9 @@
                             [--repeats 3] [--no-sam]
 
 Figures: image encoding, one decoder round (three clicks, no text; and with a description),
-and MRN refinement of a square image of each size (through the engine, so tiled above its
-threshold) -- on every execution provider present. SAM ViT-B (``segment-anything`` 1.0 from
+MRN refinement of a square image of each size (through the engine, so tiled above its
+threshold), and keeping five rounds' clicks' and scribbles' pixels on an alpha of that size
+(step 4 of a round, docs/engine.md) -- on every execution provider present. SAM ViT-B (``segment-anything`` 1.0 from
 PyPI, random weights) is exported the same way (TorchScript exporter, opset 17) and timed on
 the same inputs: its image encoder at 1024 x 1024 and its prompt decoder with three points.
 Without --models, DFIMat is exported from random weights into a temporary folder: latency does
@@ -26,6 +27,7 @@ import time
 import types
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from install import gpu_names  # noqa: E402  (one reader of nvidia-smi, after ROOT is importable)
 
 
 def timed(fn: Callable[[], object], repeats: int) -> float:
@@ -62,8 +66,18 @@ def export_random_dfimat(variant: str, workdir: Path) -> Path:
     return out
 
 
-def bench_dfimat(models: Path, device: str, sizes: list[int], repeats: int) -> dict[str, float]:
+@dataclass
+class DfimatTimings:
+    """Seconds per figure, the execution provider that really ran them, and the graphs' version."""
+
+    figures: dict[str, float]
+    runs_on: str
+    version: str
+
+
+def bench_dfimat(models: Path, device: str, sizes: list[int], repeats: int) -> DfimatTimings:
     from plugin.engine import MattingEngine
+    from plugin.input_constraints import keep_inputs
     from plugin.prompts import Prompts
 
     eng = MattingEngine(models, device=device)
@@ -86,9 +100,14 @@ def bench_dfimat(models: Path, device: str, sizes: list[int], repeats: int) -> d
     for size in sizes:
         rgb = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
         res[f"mrn@{size}"] = timed(lambda rgb=rgb: eng.refine(rgb, low), repeats)
-    res["device"] = eng.device  # type: ignore[assignment]
-    res["version"] = eng.model_version  # type: ignore[assignment]  # which graphs a row timed
-    return res
+    for size in sizes:  # step 4 of a round: five rounds of 3 clicks and 2 scribbles, scaled to the image
+        f = size / 640
+        inputs = Prompts(clicks=[(cx * f, cy * f, fg) for cx, cy, fg in clicks.clicks] * 5,
+                         scribbles=[([(80 * f, 100 * f), (300 * f, 420 * f), (560 * f, 380 * f)], True),
+                                    ([(20 * f, 600 * f), (600 * f, 620 * f)], False)] * 5)
+        alpha = rng.random((size, size), dtype=np.float32)
+        res[f"keep@{size}"] = timed(lambda alpha=alpha, inputs=inputs: keep_inputs(alpha, inputs), repeats)
+    return DfimatTimings(res, eng.device, eng.model_version)
 
 
 def _stub_torchvision() -> None:
@@ -196,8 +215,8 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # the bench reports and goes on
                 print(f"SAM ViT-B: not measured ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})")
         for device in devices:
-            d = bench_dfimat(models, device, sizes, args.repeats)
-            runs_on, version = d.pop("device"), d.pop("version")
+            timings = bench_dfimat(models, device, sizes, args.repeats)
+            d, runs_on, version = timings.figures, timings.runs_on, timings.version
             print(f"\n== {device} (runs on {runs_on}) ==")
             print(f"DFIMat ({models.name}): " + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in d.items()))
             entry = report["devices"][device] = {"runs_on": runs_on, "dfimat": dict(d), "version": version,
@@ -230,18 +249,6 @@ def machine_description() -> str:
     text = f"{cpu}, {os.cpu_count()} threads, {platform.system()} {platform.release()}"
     gpus = gpu_names()
     return f"{text}, {', '.join(gpus)}" if gpus else text
-
-
-def gpu_names() -> list[str]:
-    """The NVIDIA GPUs' names from nvidia-smi; none where it is missing or fails."""
-    import subprocess
-
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20, check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [line.strip() for line in out.splitlines() if line.strip()]
 
 
 if __name__ == "__main__":
