@@ -19,12 +19,9 @@ W=${WORK:-/tmp/box}
 COUNT=${COUNT:-1600}; BATCH=${BATCH:-16}; ABL_STEPS=${ABL_STEPS:-400}; ABL_MRN_STEPS=${ABL_MRN_STEPS:-100}
 MRN_BOX=${MRN_BOX:-1.4}   # minutes
 TAIL=${TAIL:-95}          # seconds kept at the end for saving, the latency bench and packing
-START=$(date +%s)
-left() { echo $(( BUDGET - ($(date +%s) - START) )); }
-at() { echo "$1 after $(( $(date +%s) - START )) s"; }
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 DFIMAT_TEXT_ENCODER=models/small OMP_NUM_THREADS=2
+source training/recipes/clock.sh
+export OMP_NUM_THREADS=2
 mkdir -p "$W" "$OUT"
-py=python3
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null
 $py -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 

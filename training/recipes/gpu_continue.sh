@@ -13,12 +13,9 @@ BUDGET=${BUDGET:-220}; INIT=${INIT:?checkpoint to start from}; VARIANT=${VARIANT
 OUT=${OUT:?set OUT to the folder that comes back}; W=${WORK:-/tmp/more}
 COUNT=${COUNT:-1200}; SEED=${SEED:-2}; BATCH=${BATCH:-16}; LR=${LR:-0.0003}; MRN_BOX=${MRN_BOX:-0.6}; TAIL=${TAIL:-25}
 INPUTS=${INPUTS:-click scribble box text mix}  # a type named twice is drawn twice as often
-START=$(date +%s)
-left() { echo $(( BUDGET - ($(date +%s) - START) )); }
-at() { echo "$1 after $(( $(date +%s) - START )) s"; }
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 DFIMAT_TEXT_ENCODER=models/small OMP_NUM_THREADS=4
+source training/recipes/clock.sh
+export OMP_NUM_THREADS=4
 mkdir -p "$W" "$OUT"
-py=python3
 $py -m training.synth --out "$W/data" --count "$COUNT" --seed "$SEED" --size "$SIZE" "$SIZE" --workers 14 > "$W/synth.log" 2>&1
 at "data ready"
 ISCN_BOX=$($py -c "print(round(($(left) - $TAIL - 60 * $MRN_BOX - 20) / 60, 2))")
