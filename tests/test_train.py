@@ -200,6 +200,29 @@ def test_coupled_trains_both_networks_in_one_stage(tmp_path: Path) -> None:
         assert any(not torch.equal(a[k], b[k]) for k in a), f"{part} did not move in coupled training"
 
 
+def test_a_coupled_continuation_re_fits_the_mrn_batchnorms_it_trains(run: Path, tmp_path: Path, capsys) -> None:
+    """Coupled ISCN training trains MRN too, so a coupled --init re-fits MRN's BatchNorms on the
+    coarse masks ISCN gives (as the MRN stage does); decoupled ISCN training leaves MRN alone."""
+    from model import build_dfimat
+    from training.train_steps import ISCNStep
+
+    start, _ = load_checkpoint(run / "mrn_last.pt", text_encoder=False)
+    common = [*TINY, "--steps", "1", "--max-rounds", "1", "--lr", "1e-9", "--init", str(run / "mrn_last.pt")]
+    assert main(["iscn", *common, "--out", str(tmp_path / "coupled"), "--coupled"]) == 0
+    assert "MRN BatchNorm statistics re-fitted" in capsys.readouterr().out
+    after, _ = load_checkpoint(tmp_path / "coupled" / "iscn_last.pt", text_encoder=False)
+    norms = {n for n, m in after.mrn.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    theirs = dict(start.mrn.named_parameters())
+    for name, b in after.mrn.named_parameters():
+        if name.rsplit(".", 1)[0] not in norms:
+            assert torch.allclose(theirs[name], b, atol=1e-5), f"coupled training starts from --init's MRN: {name}"
+    assert main(["iscn", *common, "--out", str(tmp_path / "decoupled")]) == 0
+    assert "re-fitted" not in capsys.readouterr().out
+    decoupled = ISCNStep(build_dfimat("small", text_encoder=False), TrainConfig(out="x", synth="scene", steps=1))
+    with pytest.raises(ValueError, match="only coupled"):
+        decoupled.calibrate_batchnorm([], 0)
+
+
 @pytest.mark.parametrize("crm", [True, False])
 def test_no_crm_never_passes_the_previous_mask(crm: bool) -> None:
     from model import build_dfimat

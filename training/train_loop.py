@@ -176,7 +176,7 @@ def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict
     try:
         start_step = resume_weights(net, ckpt_path) if cfg.resume else 0
         step_mod.to(device)
-        if isinstance(step_mod, MRNStep) and cfg.init is not None and not cfg.resume:
+        if (cfg.stage == "mrn" or cfg.coupled) and cfg.init is not None and not cfg.resume:
             moved = step_mod.calibrate_batchnorm(calibration_batches(dataset, cfg.batch_size, device), cfg.seed)
             if info.is_main:
                 print(f"MRN BatchNorm statistics re-fitted to this stage's inputs ({moved} layers, "

@@ -184,6 +184,29 @@ class ISCNStep(nn.Module):
             parts["total"] = parts["iscn"] + m["total"]
         return parts
 
+    def calibrate_batchnorm(self, batches: Sequence[Batch], seed: int) -> int:
+        """Coupled training only: re-fit MRN's BatchNorm statistics on the coarse masks ISCN
+        gives round 1 of ``batches`` (what coupled MRN is trained on), as ``MRNStep`` does for
+        its own inputs, so a coupled continuation from a checkpoint (one read back from graphs
+        above all) starts from the function it was given. How many BatchNorms moved."""
+        if not self.cfg.coupled:
+            raise ValueError("only coupled ISCN training trains the MRN: nothing to re-fit")
+        del seed  # round 1 comes from the items' own users: nothing to draw
+
+        def run() -> None:
+            was_training = self.net.iscn.training
+            self.net.iscn.eval()
+            try:
+                for batch in batches:
+                    feats = self.net.iscn.encode_image(batch.images)
+                    prompts, prev = simulate_rounds(self.net, feats, RoundPlan(batch), 1, self.cfg.crm, self.pool)
+                    coarse = self.net.iscn.decode(feats, prompts, prev).mask_logits.float().sigmoid()
+                    self.net.mrn.forward_all(batch.images, coarse.to(batch.images.dtype))
+            finally:
+                self.net.iscn.train(was_training)
+
+        return recalibrate_batchnorm(self.net.mrn, run)
+
 
 class MRNStep(nn.Module):
     """Forward = one MRN training step's losses, with ISCN frozen (eval mode, no gradient)."""
