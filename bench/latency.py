@@ -6,9 +6,10 @@
 Figures: image encoding, one decoder round (three clicks, no text; and with a description),
 MRN refinement of a square image of each size (through the engine, so tiled above its
 threshold), and keeping five rounds' clicks' and scribbles' pixels on an alpha of that size
-(step 4 of a round, docs/engine.md) -- on every execution provider present. SAM ViT-B (``segment-anything`` 1.0 from
-PyPI, random weights) is exported the same way (TorchScript exporter, opset 17) and timed on
-the same inputs: its image encoder at 1024 x 1024 and its prompt decoder with three points.
+(step 4 of a round, docs/engine.md) -- on every execution provider present. SAM ViT-B
+(``segment-anything`` 1.0 from PyPI, random weights) is exported the same way (TorchScript
+exporter, opset 17) and timed on the same inputs: its image encoder at 1024 x 1024 and its
+prompt decoder with three points.
 Without --models, DFIMat is exported from random weights into a temporary folder: latency does
 not depend on the weights. The bench prints; it asserts nothing. Install SAM just for it:
 ``pip install --no-deps segment-anything==1.0`` (never a project requirement).
