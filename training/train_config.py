@@ -109,6 +109,11 @@ class TrainConfig:
             raise ValueError(f"max_minutes must be positive, got {self.max_minutes}")
 
     @property
+    def trains_mrn(self) -> bool:
+        """The MRN stage, or coupled ISCN training: the stages whose optimizer moves MRN."""
+        return self.stage == "mrn" or self.coupled
+
+    @property
     def uses_text(self) -> bool:
         return any(m in ("text", "mix") for m in self.inputs)
 

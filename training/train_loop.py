@@ -169,14 +169,14 @@ def train(cfg: TrainConfig, samples: Sequence[SampleLike] | None = None) -> dict
     per_epoch = max(1, len(loader))
     total = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch
     net, iscn_record, lineage = build_net(cfg)
-    if cfg.stage == "iscn" and not cfg.coupled:
+    if not cfg.trains_mrn:
         net.mrn.requires_grad_(False)  # not trained here; keeps DDP from waiting on its gradients
     pool = CorrectionPool(cfg.sim_workers)  # spawns its processes at the first round-2 batch
     step_mod = (ISCNStep if cfg.stage == "iscn" else MRNStep)(net, cfg, pool)
     try:
         start_step = resume_weights(net, ckpt_path) if cfg.resume else 0
         step_mod.to(device)
-        if (cfg.stage == "mrn" or cfg.coupled) and cfg.init is not None and not cfg.resume:
+        if cfg.trains_mrn and cfg.init is not None and not cfg.resume:
             moved = step_mod.calibrate_batchnorm(calibration_batches(dataset, cfg.batch_size, device), cfg.seed)
             if info.is_main:
                 print(f"MRN BatchNorm statistics re-fitted to this stage's inputs ({moved} layers, "

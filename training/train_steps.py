@@ -197,10 +197,9 @@ class ISCNStep(nn.Module):
             was_training = self.net.iscn.training
             self.net.iscn.eval()
             try:
-                for batch in batches:
+                for batch in batches:  # round 1: the items' own first inputs, no previous mask
                     feats = self.net.iscn.encode_image(batch.images)
-                    prompts, prev = simulate_rounds(self.net, feats, RoundPlan(batch), 1, self.cfg.crm, self.pool)
-                    coarse = self.net.iscn.decode(feats, prompts, prev).mask_logits.float().sigmoid()
+                    coarse = self.net.iscn.decode(feats, RoundPlan(batch).first, None).mask_logits.float().sigmoid()
                     self.net.mrn.forward_all(batch.images, coarse.to(batch.images.dtype))
             finally:
                 self.net.iscn.train(was_training)
