@@ -2,13 +2,18 @@
 
 One call of ``MattingEngine.matte`` is one interaction round:
 
-1. the image is resized to the model's S x S square (cv2.INTER_AREA when shrinking,
-   INTER_LINEAR otherwise) and encoded once; the features are cached by image checksum;
-2. the prompts so far (earlier rounds' inputs merged with this round's) and the previous
-   round's low-res mask go through the prompt decoder (text through MiniLM first);
-3. the low-res mask logits are upsampled bilinearly to the image size and squashed (sigmoid),
-   and MRN refines image + coarse mask to the alpha matte, in overlapping tiles for big images;
-4. the pixels under every click and scribble take its label (``plugin.input_constraints``),
+1. the frame: the whole image in round 1, a square around the previous round's mask and the
+   user's inputs after that, or around a box (``plugin.focus``; ``focus=False`` keeps the whole
+   image every round);
+2. the frame is resized to the model's S x S square (cv2.INTER_AREA when shrinking,
+   INTER_LINEAR otherwise) and encoded; features are cached by image checksum and frame;
+3. the prompts so far (earlier rounds' inputs merged with this round's), in the frame's pixels,
+   and the previous round's low-res mask, carried into the frame, go through the prompt
+   decoder (text through MiniLM first);
+4. the low-res mask logits are upsampled bilinearly to the frame's size and squashed (sigmoid),
+   and MRN refines frame + coarse mask to the alpha matte, in overlapping tiles for big images;
+   outside the frame the matte is 0;
+5. the pixels under every click and scribble take its label (``plugin.input_constraints``),
    unless the engine was made with ``keep_inputs=False``.
 
 See docs/engine.md for devices, tiling and the round state.
@@ -28,6 +33,7 @@ from . import input_constraints
 from .engine_errors import EngineError
 from .engine_sessions import GraphSessions, SessionFactory, create_session
 from .engine_tiling import pad_to_multiple, refine_tiled, upsample
+from .focus import Frame, focus_frame, reframe
 from .image_io import as_rgb, resize_square, to_unit_float
 from .models_dir import Manifest, load_manifest
 from .prompts import Prompts, encode_prompts
@@ -43,6 +49,8 @@ TILE_OVERLAP = 128
 #: Encoded images kept (the current one and one more, e.g. when switching between two images).
 FEATURE_CACHE = 2
 TEXT_WIDTH = 384
+#: Key of the previous mask's frame in ``RoundState.extra`` ([x0, y0, x1, y1]).
+FRAME_KEY = "frame"
 
 
 @dataclass
@@ -78,11 +86,13 @@ class MattingEngine:
         session_factory: SessionFactory = create_session,
         available_providers: list[str] | None = None,
         keep_inputs: bool = True,
+        focus: bool = True,
     ):
         self.manifest: Manifest = load_manifest(models_dir)
         self.sessions = GraphSessions(self.manifest, device, available_providers, session_factory)
         self.tile_pixels, self.tile_size, self.tile_overlap = tile_pixels, tile_size, tile_overlap
         self.keep_inputs = keep_inputs
+        self.focus = focus
         self.model_version = self.manifest.version
         self.variant = self.manifest.variant
         self.image_size = self.manifest.image_size
@@ -104,7 +114,8 @@ class MattingEngine:
         return np.ascontiguousarray(resize_square(rgb, self.image_size).transpose(2, 0, 1)[None])
 
     def encode(self, rgb: np.ndarray, checksum: str) -> list[np.ndarray]:
-        """Image features (F_32, F_16, F_8, mask features), computed once per image."""
+        """Image features (F_32, F_16, F_8, mask features), computed once per image (or frame:
+        ``checksum`` names what ``rgb`` holds)."""
         if checksum in self._features:
             self._features.move_to_end(checksum)
             return self._features[checksum]
@@ -133,7 +144,8 @@ class MattingEngine:
     def decode(
         self, feats: list[np.ndarray], prompts: Prompts, width: int, height: int, prev: np.ndarray | None
     ) -> tuple[np.ndarray, float, np.ndarray]:
-        """One decoder round -> (low-res logits (m, m), class logit, conflict map M_ref (m, m))."""
+        """One decoder round on an image (or frame) of ``width`` x ``height`` pixels, with ``prompts``
+        and ``prev`` in its pixels -> (low-res logits (m, m), class logit, conflict map M_ref (m, m))."""
         arrays = encode_prompts(prompts, width, height)
         hidden, tmask = self.encode_text(prompts.text)
         m = self.mask_size
@@ -185,13 +197,20 @@ class MattingEngine:
         checksum = image_checksum(image)
         inputs, prev, round_no, started_over, notice = self._continue(state, prompts, checksum)
         inputs.validate(w, h)
+        whole = Frame.whole(w, h)
+        prev_frame = whole if (prev is None or state is None) else Frame.from_list(state.extra.get(FRAME_KEY), w, h)
+        frame, local = self._frame(inputs, prev, prev_frame, w, h)
+        crop, key = (rgb, checksum) if frame == whole else (frame.crop(rgb), f"{checksum}@{frame.as_list()}")
+        prev_local = None if prev is None else reframe(prev, prev_frame, frame, self.mask_size)
 
         t1 = time.perf_counter()
-        feats = self.encode(rgb, checksum)
+        feats = self.encode(crop, key)
         t2 = time.perf_counter()
-        low, cls, _m_ref = self.decode(feats, inputs, w, h, prev)
+        low, cls, _m_ref = self.decode(feats, local, frame.width, frame.height, prev_local)
         t3 = time.perf_counter()
-        alpha, coarse = self.refine(rgb, low)
+        alpha, coarse = self.refine(crop, low)
+        if frame != whole:
+            alpha, coarse = frame.paste(alpha, w, h), frame.paste(coarse, w, h)
         if self.keep_inputs:
             alpha = input_constraints.keep_inputs(alpha, inputs)
         t4 = time.perf_counter()
@@ -202,7 +221,7 @@ class MattingEngine:
             inputs=inputs,
             model_version=self.model_version,
             image_checksum=checksum,
-            extra={"variant": self.variant, "image_size": [h, w]},
+            extra={"variant": self.variant, "image_size": [h, w], FRAME_KEY: frame.as_list()},
         )
         notices = [n for n in (notice, self.sessions.notice) if n]
         self.sessions.notice = None
@@ -216,6 +235,20 @@ class MattingEngine:
             notice="; ".join(notices) or None,
             class_logit=cls,
         )
+
+    def _frame(
+        self, inputs: Prompts, prev: np.ndarray | None, prev_frame: Frame, width: int, height: int
+    ) -> tuple[Frame, Prompts]:
+        """This round's frame and the inputs in its pixels (the whole image when the engine
+        does not focus, or when no input would be left inside the frame)."""
+        whole = Frame.whole(width, height)
+        if self.focus:
+            frame = focus_frame(inputs, prev, prev_frame, width, height, self.image_size)
+            if frame != whole:
+                local = frame.prompts_inside(inputs)
+                if not local.is_empty():
+                    return frame, local
+        return whole, inputs
 
     def _continue(
         self, state: RoundState | None, prompts: Prompts, checksum: str

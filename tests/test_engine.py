@@ -15,6 +15,7 @@ import pytest
 from plugin.engine import EngineError, MattingEngine
 from plugin.engine_sessions import CPU, CUDA, choose_providers, create_session
 from plugin.engine_tiling import bilinear_matrix, refine_tiled, tile_starts, upsample
+from plugin.focus import Frame, reframe
 from plugin.image_io import as_rgb, to_unit_float
 from plugin.input_constraints import keep_inputs
 from plugin.prompts import Prompts, encode_prompts
@@ -63,6 +64,46 @@ def test_two_rounds_match_the_pytorch_pipeline(engine: MattingEngine, exported_s
     # the previous mask matters: the same inputs without it give another mask
     _, coarse_fresh, _ = torch_round(net, s_input, rgb01, encode_prompts(merged, 200, 150), [merged.text], None)
     assert np.abs(coarse_fresh - coarse2).max() > 1e-3
+
+
+def test_focused_rounds_match_the_pytorch_pipeline_on_their_frame(engine: MattingEngine, exported_small_models) -> None:
+    """With a box, and from round 2 on, the networks see a square around the target
+    (plugin.focus): the engine's matte is PyTorch's on that crop, 0 outside, and round 2 gets
+    round 1's mask carried into its own frame."""
+    net = load_net(exported_small_models.checkpoint)
+    image = sample_image(600, 800, seed=9)
+    whole = Frame.whole(800, 600)
+
+    def pytorch(frame: Frame, prompts: Prompts, prev: np.ndarray | None) -> np.ndarray:
+        crop = frame.crop(as_rgb(image))
+        local = frame.prompts_inside(prompts)
+        _, _, alpha = torch_round(net, engine.preprocess(crop), to_unit_float(crop),
+                                  encode_prompts(local, frame.width, frame.height), [local.text], prev)
+        return keep_inputs(frame.paste(alpha, 800, 600), prompts)
+
+    first = Prompts(boxes=[(150, 100, 260, 300)])
+    r1 = engine.matte(image, first)
+    f1 = Frame.from_list(r1.state.extra["frame"], 800, 600)
+    assert f1 != whole and f1.x0 <= 150 and f1.x1 >= 260 and f1.y0 <= 100 and f1.y1 >= 300
+    assert np.abs(r1.alpha - pytorch(f1, first, None)).max() <= 1e-4
+    assert r1.alpha[:, : f1.x0].max() == 0.0 and r1.coarse[: f1.y0].max() == 0.0
+
+    state = RoundState.from_json(r1.state.to_json())  # as a GIMP parasite holds it
+    second = Prompts(clicks=[(200, 200, True), (780, 20, False)])
+    r2 = engine.matte(image, second, state)
+    f2 = Frame.from_list(r2.state.extra["frame"], 800, 600)
+    merged = first.merged(second)
+    prev = reframe(state.prev_mask, f1, f2, engine.mask_size)
+    assert np.abs(r2.alpha - pytorch(f2, merged, prev)).max() <= 1e-4
+    assert r2.alpha[20, 780] == 0.0 and r2.alpha[200, 200] == 1.0
+
+    # without focus every round sees the whole image; a state stored without a frame is whole
+    flat = MattingEngine(exported_small_models.models_dir, device="cpu", focus=False)
+    r1_flat = flat.matte(image, first)
+    assert r1_flat.state.extra["frame"] == [0, 0, 800, 600]
+    del r1_flat.state.extra["frame"]
+    r2_flat = engine.matte(image, second, r1_flat.state)
+    assert r2_flat.state.round == 2 and not r2_flat.started_over
 
 
 def test_result_fields_and_timings(engine: MattingEngine) -> None:

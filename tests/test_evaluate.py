@@ -202,6 +202,38 @@ def test_raw_alpha_scores_the_network_without_keeping_the_inputs(small_checkpoin
     assert [r["sad"] for r in raw_rep["records"]] != [r["sad"] for r in kept_rep["records"]]
 
 
+def test_checkpoints_zoom_in_as_their_export_does(exported_small_models, tmp_path: Path) -> None:
+    """TorchPredictor mirrors the engine's frames (plugin.focus), so a checkpoint scores as its
+    export on images big enough to zoom into; --no-focus turns it off for both and says so."""
+    from tests.export_fixtures import sample_image
+
+    image = sample_image(600, 800, seed=9)
+    rounds = [Prompts(boxes=[(150, 100, 260, 300)]), Prompts(clicks=[(200, 200, True), (780, 20, False)])]
+    for focus in (True, False):
+        onnx = OnnxPredictor(exported_small_models.models_dir, device="cpu", focus=focus)
+        torch_pred = TorchPredictor(exported_small_models.checkpoint, device="cpu", text=False, focus=focus)
+        prompts, states, frames = Prompts(), [None, None], []
+        for new in rounds:
+            prompts = prompts.merged(new)
+            a, b = onnx.predict(image, prompts, states[0]), torch_pred.predict(image, prompts, states[1])
+            states = [a.state, b.state]
+            assert np.abs(a.alpha - b.alpha).mean() < 2e-3, focus
+            assert b.state[1].as_list() == a.state.extra["frame"]
+            frames.append(a.state.extra["frame"])
+        assert (frames[0] == [0, 0, 800, 600]) is (not focus)  # round 1 has a box to zoom into
+
+    data = tmp_path / "d"
+    from training.synth import generate
+
+    generate(data, 1, seed=5, size=(96, 96), mode="scene", workers=1, progress=False)
+    common = ["--models", f"net={exported_small_models.checkpoint}", "--data", str(data), "--inputs", "box",
+              "--noc-max", "0"]
+    assert main([*common, "--no-focus", "--out", str(tmp_path / "flat")]) == 0
+    assert main([*common, "--out", str(tmp_path / "zoom")]) == 0
+    flat, zoom = (json.loads((tmp_path / d / "report.json").read_text())["protocol"] for d in ("flat", "zoom"))
+    assert flat["focus"] is False and zoom["focus"] is True
+
+
 def test_same_checkpoint_names_from_two_runs_are_told_apart(tmp_path: Path) -> None:
     a, b = Recorder("mrn_last", None), Recorder("mrn_last", None)
     c = Recorder("other", None)
@@ -269,3 +301,22 @@ def test_a_re_scored_model_replaces_its_rows_only_when_asked(tmp_path: Path) -> 
     assert merged["summary"] == aggregate([rec("net", 2.0), rec("base", 5.0)])
     assert sorted((r["method"], r["sad"]) for r in merged["records"]) == [("base", 5.0), ("net", 2.0)]
     assert merged["protocol"]["methods"] == ["net", "base"] and "net from" in merged["protocol"]["replaced"][0]
+
+
+def test_a_merge_keeps_how_the_models_ran_only_where_its_parts_agree(tmp_path: Path) -> None:
+    """inputs_kept and focus describe how rows were made: a merge of reports that disagree says
+    neither rather than claim one for all rows."""
+    from training.report import aggregate, merge_reports, write_report
+
+    protocol = {"data": "/x/test1024", "subset": None, "images": 1, "targets": 1, "inputs": ["box"], "rounds": 1,
+                "seed": 0, "noc_threshold": 0.9, "noc_max_clicks": 0, "seconds": 1.0, "inputs_kept": True}
+    rows = {m: [{"method": m, "mode": "box", "image": "a", "instance": 0, "round": 1, "sad": 1.0, "mse": 0.0,
+                 "grad": 0.0, "conn": 1.0, "iou": 0.5}] for m in ("a", "b", "c")}
+    write_report(tmp_path / "a", aggregate(rows["a"]), rows["a"], {**protocol, "focus": True})
+    write_report(tmp_path / "b", aggregate(rows["b"]), rows["b"], {**protocol, "focus": True})
+    write_report(tmp_path / "c", aggregate(rows["c"]), rows["c"], dict(protocol))  # before focus existed
+    merge_reports([tmp_path / "a", tmp_path / "b"], tmp_path / "ab")
+    merge_reports([tmp_path / "a", tmp_path / "c"], tmp_path / "ac")
+    ab, ac = (json.loads((tmp_path / d / "report.json").read_text())["protocol"] for d in ("ab", "ac"))
+    assert ab["focus"] is True and ab["inputs_kept"] is True
+    assert "focus" not in ac and ac["inputs_kept"] is True

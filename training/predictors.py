@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from plugin import input_constraints
+from plugin.focus import Frame, focus_frame, reframe
 from plugin.prompts import Prompts
 from plugin.state import image_checksum
 
@@ -53,10 +54,11 @@ class TorchPredictor(Predictor):
     and scribbles set to their labels, as the engine sets them (``plugin.input_constraints``).
     An ISCN-stage checkpoint (MRN never trained) is scored on its coarse mask, and
     ``coarse_only`` is True; a checkpoint trained with ``--no-crm`` never gets the previous mask.
-    ``keep_inputs=False`` scores the network's own alpha, as reports made before stop 24 did."""
+    ``keep_inputs=False`` scores the network's own alpha, as reports made before stop 24 did;
+    ``focus`` zooms in on the target from round 2 on as the engine does (``plugin.focus``)."""
 
     def __init__(self, checkpoint: Path | str, device: str = "auto", text: bool = True, name: str | None = None,
-                 keep_inputs: bool = True):
+                 keep_inputs: bool = True, focus: bool = True):
         import torch
 
         from model import load_checkpoint
@@ -70,44 +72,61 @@ class TorchPredictor(Predictor):
         self.coarse_only = self.extra.get("stage") == "iscn" and not self.extra.get("coupled", False)
         self.crm = bool(self.extra.get("crm", True))
         self.keep_inputs = keep_inputs
+        self.focus = focus
         self.name = name or Path(checkpoint).stem
         self._cache: tuple[str, Any, Any] | None = None
 
-    def _features(self, image: np.ndarray) -> tuple[Any, Any]:
+    def _features(self, image: np.ndarray, frame: Frame) -> tuple[Any, Any]:
         from model import image_to_tensor
 
-        key = image_checksum(image)
+        key = f"{image_checksum(image)}@{frame.as_list()}"
         if self._cache is None or self._cache[0] != key:
-            x = image_to_tensor(image).to(self.device)
+            x = image_to_tensor(frame.crop(image)).to(self.device)
             self._cache = (key, x, self.net.iscn.encode_image(x))
         return self._cache[1], self._cache[2]
 
     def predict(self, image: np.ndarray, prompts: Prompts, state: Any | None) -> Prediction:
+        """state: (previous low-res mask (m, m) numpy, its Frame), as the engine's round state."""
         torch = self._torch
+        h, w = image.shape[:2]
+        whole = Frame.whole(w, h)
+        prev, prev_frame = state if state is not None else (None, whole)
+        frame, local = whole, prompts
+        if self.focus:
+            frame = focus_frame(prompts, prev, prev_frame, w, h, self.net.iscn.image_size)
+            local = frame.prompts_inside(prompts)
+            if local.is_empty():
+                frame, local = whole, prompts
         with torch.inference_mode():
-            x, feats = self._features(image)
-            prev = state if (self.crm and state is not None) else None
-            out = self.net.iscn.decode(feats, prompts, prev)
+            x, feats = self._features(image, frame)
+            prev_t = None
+            if self.crm and prev is not None:
+                m = self.net.iscn.mask_size
+                prev_t = torch.from_numpy(reframe(prev, prev_frame, frame, m))[None, None].to(self.device)
+            out = self.net.iscn.decode(feats, local, prev_t)
             coarse = out.mask_logits.sigmoid()
             alpha = coarse if self.coarse_only else self.net.mrn(x, coarse)
             alpha = alpha[0, 0].float().cpu().numpy()
+            if frame != whole:
+                alpha = frame.paste(alpha, w, h)
             if self.keep_inputs:
                 alpha = input_constraints.keep_inputs(alpha, prompts)
-            return Prediction(alpha, out.low_res_logits.sigmoid())
+            low = out.low_res_logits.sigmoid()[0, 0].float().cpu().numpy()
+            return Prediction(alpha, (low, frame))
 
 
 class OnnxPredictor(Predictor):
     """An exported models folder (holding manifest.json), run by ``plugin.engine.MattingEngine``
-    (``keep_inputs`` as the engine's)."""
+    (``keep_inputs`` and ``focus`` as the engine's)."""
 
     def __init__(self, models_dir: Path | str, device: str = "auto", name: str | None = None,
-                 keep_inputs: bool = True):
+                 keep_inputs: bool = True, focus: bool = True):
         from plugin.engine import MattingEngine
 
         models_dir = Path(models_dir)
         if not (models_dir / "manifest.json").is_file():
             raise FileNotFoundError(f"{models_dir} is not an exported models folder (no manifest.json)")
-        self.engine = MattingEngine(models_dir, device=device, keep_inputs=keep_inputs)
+        self.engine = MattingEngine(models_dir, device=device, keep_inputs=keep_inputs, focus=focus)
         self.name = name or f"{models_dir.name} (onnx)"
 
     def predict(self, image: np.ndarray, prompts: Prompts, state: Any | None) -> Prediction:
@@ -129,13 +148,14 @@ class BaselinePredictor(Predictor):
         return Prediction(_as_alpha(self._matte(image, prompts), image.shape[:2], self.name), None)
 
 
-def open_predictor(path: Path | str, device: str = "auto", text: bool = True, keep_inputs: bool = True) -> Predictor:
+def open_predictor(path: Path | str, device: str = "auto", text: bool = True, keep_inputs: bool = True,
+                   focus: bool = True) -> Predictor:
     """A ``.pt`` checkpoint or an exported ONNX models folder, by what the path is."""
     path = Path(path)
     if path.is_dir():
-        return OnnxPredictor(path, device=device, keep_inputs=keep_inputs)
+        return OnnxPredictor(path, device=device, keep_inputs=keep_inputs, focus=focus)
     if path.is_file() and path.suffix == ".pt":
-        return TorchPredictor(path, device=device, text=text, keep_inputs=keep_inputs)
+        return TorchPredictor(path, device=device, text=text, keep_inputs=keep_inputs, focus=focus)
     if not path.exists():
         raise FileNotFoundError(f"models path not found: {path}")
     raise ValueError(f"{path} is neither a .pt checkpoint nor an exported models folder")

@@ -135,6 +135,8 @@ def write_report(out_dir: Path | str, summary: dict[str, Any], records: Sequence
 
 #: Protocol fields two reports must share for their records to stand in one table.
 SAME_PROTOCOL = ("subset", "images", "targets", "inputs", "rounds", "seed", "noc_threshold", "noc_max_clicks")
+#: Protocol fields of how the models were run; a merge keeps one only where every part agrees.
+RUN_SETTINGS = ("inputs_kept", "focus")
 
 
 def merge_reports(folders: Sequence[Path | str], out_dir: Path | str, replace: bool = False) -> dict[str, Path]:
@@ -173,9 +175,9 @@ def merge_reports(folders: Sequence[Path | str], out_dir: Path | str, replace: b
     protocol["seconds"] = sum(float(rep["protocol"].get("seconds", 0.0)) for rep in loaded)
     protocol["command"] = " ; ".join(str(rep["protocol"].get("command", "(command not recorded)")) for rep in loaded)
     protocol["merged_from"] = [str(f) for f in folders]
-    kept = {rep["protocol"].get("inputs_kept") for rep in loaded}
-    if len(kept) > 1:  # some rows keep the inputs' pixels and some do not: say neither
-        protocol.pop("inputs_kept", None)
+    for key in RUN_SETTINGS:  # e.g. some rows keep the inputs' pixels and some do not: say neither
+        if len({json.dumps(rep["protocol"].get(key)) for rep in loaded}) > 1:
+            protocol.pop(key, None)
     if replaced:
         protocol["replaced"] = replaced
     return write_report(out_dir, summary, records, protocol, noc_per_target)
