@@ -324,3 +324,46 @@ def test_init_starts_from_a_checkpoints_weights_and_records_its_lineage(run: Pat
         "the MRN's start, the same checkpoint as its ISCN's, is a reference, not a second copy"
     with pytest.raises(ValueError, match="not both"):
         TrainConfig(out="x", synth="scene", steps=1, init="a.pt", resume=True).validate()
+
+
+def test_focus_crops_frame_the_target_as_the_engine_zooms_in() -> None:
+    """--focus-prob: a crop around one person (whole, larger than in a scene crop), that person
+    the target; the other crops still show the scene."""
+    from training.train_data import InstanceDataset, focus_crop, random_crop
+
+    h, w = 400, 600
+    alphas = np.zeros((3, h, w), np.float32)
+    alphas[0, 150:350, 60:120] = 1.0   # 200 px tall
+    alphas[1, 100:380, 300:380] = 1.0  # 280 px tall
+    alphas[2, 240:300, 500:520] = 1.0  # 60 px tall
+
+    class S:
+        name, image, alphas, texts = "s", np.random.default_rng(0).integers(0, 255, (h, w, 3), np.uint8), None, [
+            "left", "middle", "right"]
+
+    S.alphas = alphas
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        img, crop = focus_crop(S(), 0, 96, rng)
+        assert img.shape == (96, 96, 3) and crop.shape == (3, 96, 96)
+        # the frame (1.15 to 1.6 x 200 = 230 to 320 px of the image) shows the whole person
+        area = alphas[0].sum()
+        assert 0.95 * area * (96 / 320) ** 2 <= crop[0].sum() <= 1.05 * area * (96 / 230) ** 2
+        rows = np.nonzero(crop[0].max(axis=1) > 0.5)[0]
+        assert rows.min() > 0 and rows.max() < 95 and rows.max() - rows.min() + 1 >= 96 / 1.6 - 2
+        _, scene = random_crop(S(), 96, np.random.default_rng(seed))
+        assert (scene[0] > 0.5).sum() < (crop[0] > 0.5).sum()
+    # the frame is never smaller than the crop size in image pixels: a 60-px person is not enlarged
+    _, small = focus_crop(S(), 2, 96, np.random.default_rng(1))
+    assert (small[2] > 0.5).sum() == pytest.approx(60 * 20, rel=0.25)
+
+    focused = InstanceDataset([S()], 96, seed=1, focus_prob=1.0)
+    scene = InstanceDataset([S()], 96, seed=1, focus_prob=0.0)
+    for i in range(6):
+        item = focused[(i, 0)]
+        assert item.text in ("left", "middle", "right") and (item.target > 0.5).sum() > 300
+        assert item.others.shape == (2, 96, 96)
+        assert not np.array_equal(item.image, scene[(i, 0)].image)
+    with pytest.raises(ValueError, match="focus_prob"):
+        TrainConfig(stage="iscn", out="x", synth="scene", steps=1, focus_prob=1.5).validate()
+    assert config_from_args(["iscn", "--out", "x", "--synth", "scene", "--steps", "1", "--focus-prob", "0.5"]).focus_prob == 0.5

@@ -45,6 +45,7 @@ class TrainConfig:
     max_rounds: int = 3  # ISCN: train on round r, r drawn in 1..max_rounds
     round1_prob: float | None = None  # share of batches on round 1 (None: uniform in 1..max_rounds)
     negative_prob: float = 0.1  # ISCN: share of images whose prompts point at no person
+    focus_prob: float = 0.0  # share of crops framed around the target as the engine zooms in (train_data.focus_crop)
     aux_weight: float = 1.0  # deep supervision weight (ISCN decoder stages, MRN PRM stages)
     perturb_prob: float = 0.5  # MRN: share of coarse masks made by perturbing the GT
     crm: bool = True  # False: prev_mask never given (Table 5 ablation)
@@ -96,7 +97,7 @@ class TrainConfig:
             raise ValueError(f"size must be a multiple of 8, got {self.size}")
         if self.steps is None and self.epochs is None:
             raise ValueError("give steps or epochs")
-        for name in ("negative_prob", "perturb_prob"):
+        for name in ("negative_prob", "perturb_prob", "focus_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.round1_prob is not None and not 0.0 <= self.round1_prob <= 1.0:
@@ -164,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of batches trained on round 1, the others on 2..max-rounds (default: uniform); "
                         "round 1 is the only one where a box or a description is trained alone")
     p.add_argument("--negative-prob", type=float)
+    p.add_argument("--focus-prob", type=float,
+                   help="share of crops framed around the target person, as the engine zooms in from round 2 "
+                        "on (plugin.focus); the rest show the whole scene")
     p.add_argument("--aux-weight", type=float)
     p.add_argument("--perturb-prob", type=float)
     p.add_argument("--no-crm", dest="crm", action="store_const", const=False, help="never give the previous mask")

@@ -110,18 +110,59 @@ def random_crop(sample: SampleLike, size: int, rng: np.random.Generator) -> tupl
     return np.ascontiguousarray(img), np.ascontiguousarray(np.clip(alphas, 0.0, 1.0))
 
 
+#: Frame sides of ``focus_crop``, over the target's larger side (the engine uses
+#: ``plugin.focus.EXPAND``; training draws around it so the frame's margin varies).
+FOCUS_EXPAND = (1.15, 1.6)
+
+
+def focus_crop(sample: SampleLike, target: int, size: int, rng: np.random.Generator,
+               expand: tuple[float, float] = FOCUS_EXPAND) -> tuple[np.ndarray, np.ndarray]:
+    """What the engine shows ISCN from round 2 on (``plugin.focus``): a square around instance
+    ``target``, ``expand`` times its larger side (drawn), never smaller than ``size`` pixels of
+    the image and never larger than the image, off centre by up to half its margin (the person
+    stays whole), then resized to size x size; flipped half the time. Same return as
+    ``random_crop``.
+
+    Why: ``random_crop`` shows the whole scene at 1-1.25x, so the largest people fill about 60 %
+    of a crop; a focused frame shows its person filling about 75 %. Training on both teaches
+    ISCN the view the engine gives it after round 1."""
+    from plugin.focus import Frame
+
+    img = np.asarray(sample.image)
+    alphas = np.asarray(sample.alphas, np.float32).reshape(-1, *img.shape[:2])
+    h, w = img.shape[:2]
+    rows, cols = np.nonzero(alphas[target] > 0.5)
+    x0, x1, y0, y1 = cols.min(), cols.max() + 1, rows.min(), rows.max() + 1
+    side = min(max(rng.uniform(*expand) * max(x1 - x0, y1 - y0), float(size)), float(min(h, w)))
+    # Off centre by up to half the margin on each axis: the person stays whole in the frame.
+    cx = (x0 + x1) / 2 + rng.uniform(-0.5, 0.5) * max(0.0, side - (x1 - x0)) / 2
+    cy = (y0 + y1) / 2 + rng.uniform(-0.5, 0.5) * max(0.0, side - (y1 - y0)) / 2
+    fx = min(max(cx - side / 2, 0.0), w - side)
+    fy = min(max(cy - side / 2, 0.0), h - side)
+    frame = Frame(int(fx), int(fy), min(w, int(fx) + int(round(side))), min(h, int(fy) + int(round(side))))
+    interp = cv2.INTER_AREA if frame.width > size else cv2.INTER_LINEAR
+    img = cv2.resize(frame.crop(img), (size, size), interpolation=interp)
+    alphas = np.stack([cv2.resize(frame.crop(a), (size, size), interpolation=interp) for a in alphas])
+    if rng.random() < 0.5:
+        img, alphas = img[:, ::-1], alphas[:, :, ::-1]
+    return np.ascontiguousarray(img), np.ascontiguousarray(np.clip(alphas, 0.0, 1.0))
+
+
 class InstanceDataset(Dataset):
     """(epoch, i) -> a TrainItem of sample i with one target instance (drawn per epoch); with
     ``inputs`` (simulated input modes) also its user and round 1, a negative item (prompts on
-    background, nothing to find) with probability ``negative_prob``. A plain index i is epoch 0."""
+    background, nothing to find) with probability ``negative_prob``. With probability
+    ``focus_prob`` the crop is ``focus_crop`` around the target instead of ``random_crop``.
+    A plain index i is epoch 0."""
 
     def __init__(self, samples: Sequence[SampleLike], size: int, seed: int = 0,
-                 inputs: Sequence[str] = (), negative_prob: float = 0.0):
+                 inputs: Sequence[str] = (), negative_prob: float = 0.0, focus_prob: float = 0.0):
         self.samples = samples
         self.size = size
         self.seed = seed
         self.inputs = tuple(inputs)
         self.negative_prob = negative_prob
+        self.focus_prob = focus_prob
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -130,9 +171,18 @@ class InstanceDataset(Dataset):
         epoch, i = key if isinstance(key, tuple) else (0, key)
         s = self.samples[i]
         rng = np.random.default_rng([self.seed, epoch, i])
-        img, alphas = random_crop(s, self.size, rng)
+        focused = None
+        if self.focus_prob > 0 and rng.random() < self.focus_prob:
+            people = [k for k, a in enumerate(np.asarray(s.alphas)) if (a > 0.5).sum() >= 16]
+            focused = people[int(rng.integers(len(people)))] if people else None
+        if focused is None:
+            img, alphas = random_crop(s, self.size, rng)
+        else:
+            img, alphas = focus_crop(s, focused, self.size, rng)
         texts = list(s.texts) + [None] * max(0, len(alphas) - len(s.texts))
         visible = [k for k in range(len(alphas)) if (alphas[k] > 0.5).sum() >= 16]
+        if focused is not None and focused in visible:  # the person the frame was made for
+            visible = [focused]
         if not visible:  # no person left in the crop: a negative item
             item = TrainItem(img, np.zeros(img.shape[:2], np.float32), alphas, None, s.name)
         else:

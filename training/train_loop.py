@@ -224,7 +224,8 @@ def make_dataset(cfg: TrainConfig, samples: Sequence[SampleLike] | None, info: D
         samples = load_samples(cfg) if samples is None else samples
     assert samples is not None
     # Negative items teach ISCN's person classifier; MRN refines people only.
-    return InstanceDataset(samples, cfg.size, cfg.seed, cfg.inputs, cfg.negative_prob if cfg.stage == "iscn" else 0.0)
+    return InstanceDataset(samples, cfg.size, cfg.seed, cfg.inputs, cfg.negative_prob if cfg.stage == "iscn" else 0.0,
+                           cfg.focus_prob)
 
 
 def make_loader(cfg: TrainConfig, dataset: InstanceDataset, info: DistInfo,
