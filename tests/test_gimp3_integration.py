@@ -33,6 +33,10 @@ from tests.gimp3_fixtures import (
 
 pytestmark = [pytest.mark.gimp3, pytest.mark.slow]
 
+#: Wide enough that the selection's box makes the engine zoom in (plugin.focus: a frame of at
+#: least 384 px that covers under 70 % of the picture), so the frame goes through the parasites.
+PICTURE_SIZE = (640, 120)
+
 #: Largest difference (of 255) allowed between GIMP's mask and the host engine's matte: the
 #: same graphs on the same CPU kind, but ONNX Runtime may split work across threads differently.
 MAX_DIFF = 2
@@ -51,7 +55,7 @@ def gimp3_run(exported_small_models, tmp_path_factory):
     pack_folder(models_root / "small", models_root / "text", log=lambda _m: None)
     res = install_into_root(root, models_root)
     assert res.returncode == 0, f"install.py failed in the root:\n{res.stdout}\n{res.stderr}"
-    picture = people_picture()
+    picture = people_picture(*PICTURE_SIZE)
     write_session(root, picture)
     out = {"picture": picture, "install": res.stdout, "models": models_root / "small"}
     for name in ("session_a", "session_b"):
@@ -124,6 +128,10 @@ def test_round_one_inputs_state_and_mask_match_the_engine(gimp3_run, engine) -> 
     want = expected_alpha(engine, gimp3_run["picture"], s1.inputs)
     assert_close(gimp3_run["mask1"], want)
     assert gimp3_run["mask1"].std() > 0  # a real matte, not a constant
+    # the box made the engine zoom in: the frame is in the state, and the mask is 0 outside it
+    x0, y0, x1, y1 = s1.extra["frame"]
+    assert (x0, y0, x1, y1) != (0, 0, *PICTURE_SIZE) and x0 <= x and x1 >= x + w
+    assert gimp3_run["mask1"][:, x1:].max() == 0
 
 
 def test_round_two_continues_from_the_parasites(gimp3_run, engine) -> None:
@@ -131,6 +139,7 @@ def test_round_two_continues_from_the_parasites(gimp3_run, engine) -> None:
     assert a["round2"]["ok"] and a["round2"]["round"] == 2, a["round2"]
     s1, s2 = state_of(a["parasites1"]), state_of(a["parasites2"])
     assert s2.round == 2 and s2.inputs.clicks == ((*FG_CLICK, True), (*ROUND2_BG_CLICK, False))
+    assert s1.extra["frame"] != [0, 0, *PICTURE_SIZE]  # round 2 carried round 1's mask from its frame
     new_input = Prompts(clicks=[(*ROUND2_BG_CLICK, False)])
     want = expected_alpha(engine, gimp3_run["picture"], new_input, s1)
     assert_close(gimp3_run["mask2"], want)
@@ -161,7 +170,7 @@ def test_errors_reach_the_user_and_change_nothing(gimp3_run) -> None:
     a = gimp3_run["session_a"]
     assert not a["no_inputs"]["ok"] and "no inputs" in a["no_inputs"]["error"]
     assert not a["outside"]["ok"] and "path 'fg outside'" in a["outside"]["error"]
-    assert "outside the 160x120 layer" in a["outside"]["error"]
+    assert "outside the {}x{} layer".format(*PICTURE_SIZE) in a["outside"]["error"]
     assert not a["missing_model"]["ok"] and "models for 'base' not found" in a["missing_model"]["error"]
     assert a["after_errors"] == {"mask": False, "parasites": []}
 
@@ -177,11 +186,11 @@ def test_the_gimp_reader_on_real_paths_selections_and_layers(gimp3_run) -> None:
     assert abs(mid[1] - 40.0) < 2.0  # on the Bezier curve (its middle is at y=40), not the chord (y=100)
     assert click["anchors"] == [[60.0, 60.0]]
     assert ellipse["closed"] and len(ellipse["anchors"]) == 4
-    assert a["io_sel_none"] == [False, 0.0, 0.0, 160.0, 120.0]
+    assert a["io_sel_none"] == [False, 0.0, 0.0, *map(float, PICTURE_SIZE)]
     assert a["io_sel_ellipse"] == [True, 10.0, 20.0, 40.0, 60.0]
     assert a["io_pixels_equal"] and a["io_offset"] == [5.0, 7.0] and a["io_target_from_mask"] == "people"
     strokes = tuple(StrokeData(s["anchors"], s["samples"], s["closed"]) for s in path["strokes"])
-    prompts = prompts_from_gimp([PathData(path["name"], strokes)], None, [], 160, 120)
+    prompts = prompts_from_gimp([PathData(path["name"], strokes)], None, [], *PICTURE_SIZE)
     assert prompts.clicks == ((60.0, 60.0, True),) and len(prompts.scribbles) == 2
     ring = prompts.scribbles[1][0]
     assert ring[0] == ring[-1]  # the closed ellipse returns to its start
