@@ -33,7 +33,7 @@ from . import input_constraints
 from .engine_errors import EngineError
 from .engine_sessions import GraphSessions, SessionFactory, create_session
 from .engine_tiling import pad_to_multiple, refine_tiled, upsample
-from .focus import Frame, focus_frame, reframe
+from .focus import Frame, frame_for_round, reframe
 from .image_io import as_rgb, resize_square, to_unit_float
 from .models_dir import Manifest, load_manifest
 from .prompts import Prompts, encode_prompts
@@ -199,7 +199,8 @@ class MattingEngine:
         inputs.validate(w, h)
         whole = Frame.whole(w, h)
         prev_frame = whole if (prev is None or state is None) else Frame.from_list(state.extra.get(FRAME_KEY), w, h)
-        frame, local = self._frame(inputs, prev, prev_frame, w, h)
+        frame, local = (frame_for_round(inputs, prev, prev_frame, w, h, self.image_size) if self.focus
+                        else (whole, inputs))
         crop, key = (rgb, checksum) if frame == whole else (frame.crop(rgb), f"{checksum}@{frame.as_list()}")
         prev_local = None if prev is None else reframe(prev, prev_frame, frame, self.mask_size)
 
@@ -235,20 +236,6 @@ class MattingEngine:
             notice="; ".join(notices) or None,
             class_logit=cls,
         )
-
-    def _frame(
-        self, inputs: Prompts, prev: np.ndarray | None, prev_frame: Frame, width: int, height: int
-    ) -> tuple[Frame, Prompts]:
-        """This round's frame and the inputs in its pixels (the whole image when the engine
-        does not focus, or when no input would be left inside the frame)."""
-        whole = Frame.whole(width, height)
-        if self.focus:
-            frame = focus_frame(inputs, prev, prev_frame, width, height, self.image_size)
-            if frame != whole:
-                local = frame.prompts_inside(inputs)
-                if not local.is_empty():
-                    return frame, local
-        return whole, inputs
 
     def _continue(
         self, state: RoundState | None, prompts: Prompts, checksum: str

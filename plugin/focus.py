@@ -23,7 +23,7 @@ import numpy as np
 
 from .prompts import Prompts
 
-__all__ = ["EXPAND", "MAX_SHARE", "Frame", "focus_frame", "reframe"]
+__all__ = ["EXPAND", "MAX_SHARE", "Frame", "focus_frame", "frame_for_round", "reframe"]
 
 #: The frame's side over the larger side of what it must hold (the previous mask, the boxes
 #: and every foreground input).
@@ -64,9 +64,6 @@ class Frame:
     @property
     def height(self) -> int:
         return self.y1 - self.y0
-
-    def is_whole(self, width: int, height: int) -> bool:
-        return (self.x0, self.y0, self.x1, self.y1) == (0, 0, width, height)
 
     def as_list(self) -> list[int]:
         return [self.x0, self.y0, self.x1, self.y1]
@@ -167,18 +164,32 @@ def focus_frame(
     return frame
 
 
+def frame_for_round(
+    prompts: Prompts, prev_mask: np.ndarray | None, prev_frame: Frame, width: int, height: int, min_side: int
+) -> tuple[Frame, Prompts]:
+    """This round's frame (``focus_frame``) and ``prompts`` in its pixels: what the engine and a
+    checkpoint scored as its export both run. The whole image when dropping the background inputs
+    outside the frame would leave no input at all."""
+    frame = focus_frame(prompts, prev_mask, prev_frame, width, height, min_side)
+    if frame != Frame.whole(width, height):
+        local = frame.prompts_inside(prompts)
+        if not local.is_empty():
+            return frame, local
+    return Frame.whole(width, height), prompts
+
+
 def reframe(mask: np.ndarray, source: Frame, target: Frame, size: int) -> np.ndarray:
     """A (size, size) map in ``target`` from ``mask``, a map of any shape covering ``source``
     (bilinear; 0 where ``target`` reaches outside ``source``)."""
     mask = np.asarray(mask, np.float32)
+    if source == target and mask.shape == (size, size):
+        return mask.copy()
     mh, mw = mask.shape
     # Pixel centres: source index i sits at x = x0 + (i + 0.5) * w / mw in the image.
     ax = source.width / mw * size / target.width
     ay = source.height / mh * size / target.height
     bx = (source.x0 - target.x0 + 0.5 * source.width / mw) * size / target.width - 0.5
     by = (source.y0 - target.y0 + 0.5 * source.height / mh) * size / target.height - 0.5
-    if source == target and mask.shape == (size, size):
-        return mask.copy()
     matrix = np.array([[ax, 0.0, bx], [0.0, ay, by]], np.float64)
     return cv2.warpAffine(mask, matrix, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)

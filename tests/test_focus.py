@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from plugin.focus import EXPAND, Frame, focus_frame, reframe
+from plugin.focus import EXPAND, Frame, focus_frame, frame_for_round, reframe
 from plugin.prompts import Prompts
 
 W, H = 1000, 800
@@ -110,3 +110,14 @@ def test_reframe_to_its_own_frame_is_the_identity() -> None:
     f = Frame(10, 10, 200, 200)
     mask = disk(f, 96)
     assert np.array_equal(reframe(mask, f, f, 96), mask)
+
+
+def test_a_round_keeps_the_whole_image_when_no_input_would_be_left_in_its_frame() -> None:
+    whole = Frame.whole(W, H)
+    prev = disk(whole, 96)
+    only_far = Prompts(clicks=[(950, 50, False)])  # the one input lies outside the frame the mask gives
+    assert focus_frame(only_far, prev, whole, W, H, min_side=192) != whole
+    assert frame_for_round(only_far, prev, whole, W, H, min_side=192) == (whole, only_far)
+    near = Prompts(clicks=[(500, 420, True)])
+    frame, local = frame_for_round(near, prev, whole, W, H, min_side=192)
+    assert frame == focus_frame(near, prev, whole, W, H, min_side=192) and local == frame.prompts_inside(near)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from plugin import input_constraints
-from plugin.focus import Frame, focus_frame, reframe
+from plugin.focus import Frame, frame_for_round, reframe
 from plugin.prompts import Prompts
 from plugin.state import image_checksum
 
@@ -91,12 +91,8 @@ class TorchPredictor(Predictor):
         h, w = image.shape[:2]
         whole = Frame.whole(w, h)
         prev, prev_frame = state if state is not None else (None, whole)
-        frame, local = whole, prompts
-        if self.focus:
-            frame = focus_frame(prompts, prev, prev_frame, w, h, self.net.iscn.image_size)
-            local = frame.prompts_inside(prompts)
-            if local.is_empty():
-                frame, local = whole, prompts
+        frame, local = (frame_for_round(prompts, prev, prev_frame, w, h, self.net.iscn.image_size) if self.focus
+                        else (whole, prompts))
         with torch.inference_mode():
             x, feats = self._features(image, frame)
             prev_t = None
