@@ -201,15 +201,16 @@ class MattingEngine:
         prev_frame = whole if (prev is None or state is None) else Frame.from_list(state.extra.get(FRAME_KEY), w, h)
         frame, local = (frame_for_round(inputs, prev, prev_frame, w, h, self.image_size) if self.focus
                         else (whole, inputs))
-        crop, key = (rgb, checksum) if frame == whole else (frame.crop(rgb), f"{checksum}@{frame.as_list()}")
+        view, key = ((rgb, checksum) if frame == whole
+                     else (frame.view(rgb, self.image_size), f"{checksum}@{frame.as_list()}"))
         prev_local = None if prev is None else reframe(prev, prev_frame, frame, self.mask_size)
 
         t1 = time.perf_counter()
-        feats = self.encode(crop, key)
+        feats = self.encode(view, key)
         t2 = time.perf_counter()
         low, cls, _m_ref = self.decode(feats, local, frame.width, frame.height, prev_local)
         t3 = time.perf_counter()
-        alpha, coarse = self.refine(crop, low)
+        alpha, coarse = self.refine(view, low)
         if frame != whole:
             alpha, coarse = frame.paste(alpha, w, h), frame.paste(coarse, w, h)
         if self.keep_inputs:

@@ -75,9 +75,9 @@ def test_focused_rounds_match_the_pytorch_pipeline_on_their_frame(engine: Mattin
     whole = Frame.whole(800, 600)
 
     def pytorch(frame: Frame, prompts: Prompts, prev: np.ndarray | None) -> np.ndarray:
-        crop = frame.crop(as_rgb(image))
+        view = frame.view(as_rgb(image), engine.image_size)
         local = frame.prompts_inside(prompts)
-        _, _, alpha = torch_round(net, engine.preprocess(crop), to_unit_float(crop),
+        _, _, alpha = torch_round(net, engine.preprocess(view), to_unit_float(view),
                                   encode_prompts(local, frame.width, frame.height), [local.text], prev)
         return keep_inputs(frame.paste(alpha, 800, 600), prompts)
 

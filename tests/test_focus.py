@@ -3,10 +3,12 @@ the previous mask carried from one frame to the next."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
-from plugin.focus import EXPAND, Frame, focus_frame, frame_for_round, reframe
+from plugin.focus import EXPAND, MAX_ZOOM, Frame, focus_frame, frame_for_round, reframe
 from plugin.prompts import Prompts
 
 W, H = 1000, 800
@@ -81,6 +83,36 @@ def test_crop_and_paste_are_inverse_on_the_frame() -> None:
     assert pasted.sum() == 30 and pasted[2:7, 3:9].all() and pasted.dtype == np.float32
 
 
+def test_a_frame_smaller_than_the_encoder_input_is_seen_magnified_and_pasted_back_at_its_size() -> None:
+    image = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    small = Frame(100, 100, 300, 250)  # 200 x 150: shown 1.92x
+    view = small.view(image, 384)
+    assert view.shape == (288, 384, 3) and view.dtype == np.uint8
+    # magnified, not moved: the view's mean colour in each quadrant is the crop's
+    crop = small.crop(image).astype(np.float64)
+    assert abs(view[:144, :192].mean() - crop[:75, :100].mean()) < 1.5
+    assert abs(view[144:, 192:].mean() - crop[75:, 100:].mean()) < 1.5
+    as_float = small.view(image.astype(np.float32) / 255.0, 384)
+    assert as_float.min() >= 0.0 and as_float.max() <= 1.0
+    big = Frame(100, 100, 600, 500)
+    assert np.array_equal(big.view(image, 384), big.crop(image))
+    # a matte over the view comes back over the frame's pixels (by area), 0 outside
+    left = np.zeros((288, 384), np.float32)
+    left[:, :192] = 1.0
+    pasted = small.paste(left, W, H)
+    assert pasted.shape == (H, W)
+    assert pasted[100:250, 100:200].min() > 0.999 and pasted[100:250, 200:300].max() < 1e-6
+    assert pasted[:100].max() == 0.0 and pasted[:, 300:].max() == 0.0
+    assert abs(pasted.sum() - 150 * 100) < 0.1
+
+
+def test_frames_go_down_to_the_encoder_input_over_max_zoom() -> None:
+    whole = Frame.whole(W, H)
+    tiny, _ = frame_for_round(Prompts(boxes=[(500, 400, 510, 420)]), None, whole, W, H, size=384)
+    assert tiny.width == tiny.height == math.ceil(384 / MAX_ZOOM)
+    assert tiny.x0 <= 500 and tiny.x1 >= 510 and tiny.y0 <= 400 and tiny.y1 >= 420
+
+
 def test_stored_frames_are_checked_against_the_image() -> None:
     assert Frame.from_list([10, 20, 110, 120], W, H) == Frame(10, 20, 110, 120)
     for bad in (None, [], [0, 0, W + 1, H], [50, 50, 40, 60], [0, 0, 10]):
@@ -117,7 +149,7 @@ def test_a_round_keeps_the_whole_image_when_no_input_would_be_left_in_its_frame(
     prev = disk(whole, 96)
     only_far = Prompts(clicks=[(950, 50, False)])  # the one input lies outside the frame the mask gives
     assert focus_frame(only_far, prev, whole, W, H, min_side=192) != whole
-    assert frame_for_round(only_far, prev, whole, W, H, min_side=192) == (whole, only_far)
+    assert frame_for_round(only_far, prev, whole, W, H, size=384) == (whole, only_far)
     near = Prompts(clicks=[(500, 420, True)])
-    frame, local = frame_for_round(near, prev, whole, W, H, min_side=192)
+    frame, local = frame_for_round(near, prev, whole, W, H, size=384)
     assert frame == focus_frame(near, prev, whole, W, H, min_side=192) and local == frame.prompts_inside(near)

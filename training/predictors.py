@@ -15,7 +15,7 @@ import numpy as np
 
 from plugin import input_constraints
 from plugin.focus import Frame, frame_for_round, reframe
-from plugin.prompts import Prompts
+from plugin.prompts import Prompts, collate_prompts, encode_prompts
 from plugin.state import image_checksum
 
 
@@ -81,7 +81,8 @@ class TorchPredictor(Predictor):
 
         key = f"{image_checksum(image)}@{frame.as_list()}"
         if self._cache is None or self._cache[0] != key:
-            x = image_to_tensor(frame.crop(image)).to(self.device)
+            view = image if frame == Frame.whole(image.shape[1], image.shape[0]) else frame.view(image, self.net.iscn.image_size)
+            x = image_to_tensor(view).to(self.device)
             self._cache = (key, x, self.net.iscn.encode_image(x))
         return self._cache[1], self._cache[2]
 
@@ -99,7 +100,8 @@ class TorchPredictor(Predictor):
             if self.crm and prev is not None:
                 m = self.net.iscn.mask_size
                 prev_t = torch.from_numpy(reframe(prev, prev_frame, frame, m))[None, None].to(self.device)
-            out = self.net.iscn.decode(feats, local, prev_t)
+            # normalised by the frame's size, as the engine does: the view may be magnified
+            out = self.net.iscn.decode(feats, collate_prompts([encode_prompts(local, frame.width, frame.height)]), prev_t)
             coarse = out.mask_logits.sigmoid()
             alpha = coarse if self.coarse_only else self.net.mrn(x, coarse)
             alpha = alpha[0, 0].float().cpu().numpy()
