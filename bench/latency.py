@@ -5,8 +5,9 @@
 
 Figures: image encoding, one decoder round (three clicks, no text; and with a description),
 MRN refinement of a square image of each size (through the engine, so tiled above its
-threshold), and keeping five rounds' clicks' and scribbles' pixels on an alpha of that size
-(step 4 of a round, docs/engine.md) -- on every execution provider present. SAM ViT-B
+threshold), keeping five rounds' clicks' and scribbles' pixels on an alpha of that size
+(step 4 of a round, docs/engine.md), and a whole first round with a box a fifth of the image wide
+(the engine zooms in on it: docs/engine.md step 0) -- on every execution provider present. SAM ViT-B
 (``segment-anything`` 1.0 from PyPI, random weights) is exported the same way (TorchScript
 exporter, opset 17) and timed on the same inputs: its image encoder at 1024 x 1024 and its
 prompt decoder with three points.
@@ -108,6 +109,15 @@ def bench_dfimat(models: Path, device: str, sizes: list[int], repeats: int) -> D
                                     ([(20 * f, 600 * f), (600 * f, 620 * f)], False)] * 5)
         alpha = rng.random((size, size), dtype=np.float32)
         res[f"keep@{size}"] = timed(lambda alpha=alpha, inputs=inputs: keep_inputs(alpha, inputs), repeats)
+    for size in sizes:  # a whole first round with a person-sized box: frame, encode, decode, MRN, keep
+        rgb = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        box = Prompts(boxes=[(0.4 * size, 0.3 * size, 0.6 * size, 0.7 * size)])
+
+        def first_round(rgb=rgb, box=box) -> None:
+            eng._features.clear()  # a new picture: its frame is encoded, not found in the cache
+            eng.matte(rgb, box)
+
+        res[f"box@{size}"] = timed(first_round, repeats)
     return DfimatTimings(res, eng.device, eng.model_version)
 
 

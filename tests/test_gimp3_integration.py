@@ -34,7 +34,8 @@ from tests.gimp3_fixtures import (
 pytestmark = [pytest.mark.gimp3, pytest.mark.slow]
 
 #: Wide enough that the selection's box makes the engine zoom in (plugin.focus: a frame of at
-#: least 384 px that covers under 70 % of the picture), so the frame goes through the parasites.
+#: least 192 px, shown magnified to 384, that covers under 70 % of the picture), so the frame
+#: goes through the parasites.
 PICTURE_SIZE = (640, 120)
 
 #: Largest difference (of 255) allowed between GIMP's mask and the host engine's matte: the
