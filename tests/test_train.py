@@ -353,9 +353,15 @@ def test_focus_crops_frame_the_target_as_the_engine_zooms_in() -> None:
         assert rows.min() > 0 and rows.max() < 95 and rows.max() - rows.min() + 1 >= 96 / 1.6 - 2
         _, scene = random_crop(S(), 96, np.random.default_rng(seed))
         assert (scene[0] > 0.5).sum() < (crop[0] > 0.5).sum()
-    # the frame is never smaller than the crop size in image pixels: a 60-px person is not enlarged
-    _, small = focus_crop(S(), 2, 96, np.random.default_rng(1))
-    assert (small[2] > 0.5).sum() == pytest.approx(60 * 20, rel=0.25)
+    # a small person is magnified as the engine's Frame.view does, down to a frame of 96 / MAX_ZOOM:
+    # the 60 x 20 person's frame is 69 to 96 px, so it grows 1 to 1.39x on each side
+    areas = [(focus_crop(S(), 2, 96, np.random.default_rng(seed))[1][2] > 0.5).sum() for seed in range(12)]
+    assert all(0.9 * 1200 <= a <= 1.1 * 1200 * (96 / 69) ** 2 for a in areas) and np.mean(areas) > 1.2 * 1200
+    alphas[2] = 0.0
+    alphas[2, 250:270, 505:512] = 1.0  # 20 px tall: the frame stops at 48 px (2x), not 23
+    assert (focus_crop(S(), 2, 96, np.random.default_rng(3))[1][2] > 0.5).sum() == pytest.approx(20 * 7 * 4, rel=0.3)
+    alphas[2] = 0.0
+    alphas[2, 240:300, 500:520] = 1.0
 
     focused = InstanceDataset([S()], 96, seed=1, focus_prob=1.0)
     scene = InstanceDataset([S()], 96, seed=1, focus_prob=0.0)

@@ -117,31 +117,34 @@ FOCUS_EXPAND = (1.15, 1.6)
 
 def focus_crop(sample: SampleLike, target: int, size: int, rng: np.random.Generator,
                expand: tuple[float, float] = FOCUS_EXPAND) -> tuple[np.ndarray, np.ndarray]:
-    """What the engine shows ISCN from round 2 on (``plugin.focus``): a square around instance
-    ``target``, ``expand`` times its larger side (drawn), never smaller than ``size`` pixels of
-    the image and never larger than the image, off centre by up to half its margin (the person
-    stays whole), then resized to size x size; flipped half the time. Same return as
-    ``random_crop``.
+    """What the engine shows ISCN and MRN from round 2 on (``plugin.focus``): a square around
+    instance ``target``, ``expand`` times its larger side (drawn), never smaller than ``size /
+    MAX_ZOOM`` pixels of the image and never larger than the image, off centre by up to half its
+    margin (the person stays whole), then resized to size x size (magnified bicubic, as
+    ``Frame.view``, when smaller); flipped half the time. Same return as ``random_crop``.
 
     Why: ``random_crop`` shows the whole scene at 1-1.25x, so the largest people fill about 60 %
     of a crop; a focused frame shows its person filling about 75 %. Training on both teaches
     ISCN the view the engine gives it after round 1."""
-    from plugin.focus import Frame
+    from plugin.focus import MAX_ZOOM, Frame
 
     img = np.asarray(sample.image)
     alphas = np.asarray(sample.alphas, np.float32).reshape(-1, *img.shape[:2])
     h, w = img.shape[:2]
     rows, cols = np.nonzero(alphas[target] > 0.5)
     x0, x1, y0, y1 = cols.min(), cols.max() + 1, rows.min(), rows.max() + 1
-    side = min(max(rng.uniform(*expand) * max(x1 - x0, y1 - y0), float(size)), float(min(h, w)))
+    side = min(max(rng.uniform(*expand) * max(x1 - x0, y1 - y0), size / MAX_ZOOM), float(min(h, w)))
     # Off centre by up to half the margin on each axis: the person stays whole in the frame.
     cx = (x0 + x1) / 2 + rng.uniform(-0.5, 0.5) * max(0.0, side - (x1 - x0)) / 2
     cy = (y0 + y1) / 2 + rng.uniform(-0.5, 0.5) * max(0.0, side - (y1 - y0)) / 2
     fx = min(max(cx - side / 2, 0.0), w - side)
     fy = min(max(cy - side / 2, 0.0), h - side)
     frame = Frame(int(fx), int(fy), min(w, int(fx) + int(round(side))), min(h, int(fy) + int(round(side))))
-    interp = cv2.INTER_AREA if frame.width > size else cv2.INTER_LINEAR
-    img = cv2.resize(frame.crop(img), (size, size), interpolation=interp)
+    shrink = frame.width > size
+    img = cv2.resize(frame.crop(img), (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    if img.dtype != np.uint8:
+        img = np.clip(img, 0.0, 1.0)
+    interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
     alphas = np.stack([cv2.resize(frame.crop(a), (size, size), interpolation=interp) for a in alphas])
     if rng.random() < 0.5:
         img, alphas = img[:, ::-1], alphas[:, :, ::-1]
