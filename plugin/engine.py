@@ -201,8 +201,8 @@ class MattingEngine:
         prev_frame = whole if (prev is None or state is None) else Frame.from_list(state.extra.get(FRAME_KEY), w, h)
         frame, local = (frame_for_round(inputs, prev, prev_frame, w, h, self.image_size) if self.focus
                         else (whole, inputs))
-        view, key = ((rgb, checksum) if frame == whole
-                     else (frame.view(rgb, self.image_size), f"{checksum}@{frame.as_list()}"))
+        view = frame.view(rgb, self.image_size)
+        key = checksum if frame == whole else f"{checksum}@{frame.as_list()}"
         prev_local = None if prev is None else reframe(prev, prev_frame, frame, self.mask_size)
 
         t1 = time.perf_counter()

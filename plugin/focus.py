@@ -84,10 +84,11 @@ class Frame:
     def view(self, image: np.ndarray, size: int) -> np.ndarray:
         """The frame's pixels as both networks see them: the crop, magnified (bicubic) so that
         its longer side is ``size`` when it is shorter. MRN works in pixels, so a magnified
-        view is what lets it place an outline between the picture's pixels."""
+        view is what lets it place an outline between the picture's pixels. A frame holding
+        the whole picture is the picture itself, at any size: nothing says where to look."""
         crop = self.crop(image)
         zoom = size / max(self.width, self.height)
-        if zoom <= 1.0:
+        if zoom <= 1.0 or crop.shape[:2] == image.shape[:2]:
             return crop
         shape = (max(1, round(self.width * zoom)), max(1, round(self.height * zoom)))
         big = cv2.resize(crop, shape, interpolation=cv2.INTER_CUBIC)

@@ -96,6 +96,8 @@ def test_a_frame_smaller_than_the_encoder_input_is_seen_magnified_and_pasted_bac
     assert as_float.min() >= 0.0 and as_float.max() <= 1.0
     big = Frame(100, 100, 600, 500)
     assert np.array_equal(big.view(image, 384), big.crop(image))
+    tiny_picture = image[:150, :200]  # the whole of a picture smaller than the input is not magnified
+    assert np.array_equal(Frame.whole(200, 150).view(tiny_picture, 384), tiny_picture)
     # a matte over the view comes back over the frame's pixels (by area), 0 outside
     left = np.zeros((288, 384), np.float32)
     left[:, :192] = 1.0

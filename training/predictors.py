@@ -81,8 +81,7 @@ class TorchPredictor(Predictor):
 
         key = f"{image_checksum(image)}@{frame.as_list()}"
         if self._cache is None or self._cache[0] != key:
-            view = image if frame == Frame.whole(image.shape[1], image.shape[0]) else frame.view(image, self.net.iscn.image_size)
-            x = image_to_tensor(view).to(self.device)
+            x = image_to_tensor(frame.view(image, self.net.iscn.image_size)).to(self.device)
             self._cache = (key, x, self.net.iscn.encode_image(x))
         return self._cache[1], self._cache[2]
 
