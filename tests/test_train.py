@@ -370,6 +370,13 @@ def test_focus_crops_frame_the_target_as_the_engine_zooms_in() -> None:
         assert item.text in ("left", "middle", "right") and (item.target > 0.5).sum() > 300
         assert item.others.shape == (2, 96, 96)
         assert not np.array_equal(item.image, scene[(i, 0)].image)
+    # a description alone is read on the whole scene, as the engine does: never a focus crop
+    texts = InstanceDataset([S()], 96, seed=1, inputs=("text",), focus_prob=1.0)
+    boxes = InstanceDataset([S()], 96, seed=1, inputs=("box",), focus_prob=1.0)
+    for i in range(6):
+        assert np.array_equal(texts[(i, 0)].image, scene[(i, 0)].image)
+        assert texts[(i, 0)].user.sim.mode == "text" and boxes[(i, 0)].user.sim.mode == "box"
+        assert not np.array_equal(boxes[(i, 0)].image, scene[(i, 0)].image)
     with pytest.raises(ValueError, match="focus_prob"):
         TrainConfig(stage="iscn", out="x", synth="scene", steps=1, focus_prob=1.5).validate()
     assert config_from_args(["iscn", "--out", "x", "--synth", "scene", "--steps", "1", "--focus-prob", "0.5"]).focus_prob == 0.5

@@ -60,6 +60,12 @@ def distractor_region(
     return (disk > 0) & ~people
 
 
+def draw_mode(inputs: Sequence[str], rng: np.random.Generator) -> str:
+    """One simulated input mode, uniform over ``inputs`` (a mode listed twice is drawn twice as
+    often)."""
+    return inputs[int(rng.integers(len(inputs)))]
+
+
 def draw_user(
     target: np.ndarray,
     others: np.ndarray,
@@ -67,10 +73,14 @@ def draw_user(
     inputs: Sequence[str],
     negative_prob: float,
     rng: np.random.Generator,
+    mode: str | None = None,
 ) -> ItemUser:
-    """An item's user (its mode drawn from ``inputs``) and round 1; a negative item with
-    probability ``negative_prob`` or when the target is empty."""
-    sim = UserSimulator(inputs[int(rng.integers(len(inputs)))], int(rng.integers(2**31)))
+    """An item's user (its mode drawn from ``inputs``, or ``mode`` when the caller drew it
+    already) and round 1; a negative item with probability ``negative_prob`` or when the
+    target is empty."""
+    if mode is None:
+        mode = draw_mode(inputs, rng)
+    sim = UserSimulator(mode, int(rng.integers(2**31)))
     shape = target.shape
     negative = not (target > 0.5).any() or (negative_prob > 0 and rng.random() < negative_prob)
     region = None
