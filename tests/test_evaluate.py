@@ -320,3 +320,27 @@ def test_a_merge_keeps_how_the_models_ran_only_where_its_parts_agree(tmp_path: P
     ab, ac = (json.loads((tmp_path / d / "report.json").read_text())["protocol"] for d in ("ab", "ac"))
     assert ab["focus"] is True and ab["inputs_kept"] is True
     assert "focus" not in ac and ac["inputs_kept"] is True
+
+
+def test_a_merge_accepts_input_types_listed_in_another_order_but_not_other_types(tmp_path: Path) -> None:
+    """Every (target, input type) gets a fresh simulated user, so ``--inputs click box`` and
+    ``--inputs box click`` score the same protocol; a different set of types does not."""
+    import pytest
+
+    from training.report import aggregate, merge_reports, write_report
+
+    protocol = {"data": "/x/test384", "subset": None, "images": 1, "targets": 1, "rounds": 1, "seed": 0,
+                "noc_threshold": 0.9, "noc_max_clicks": 0, "seconds": 1.0}
+
+    def rows(m: str, modes: tuple[str, ...]) -> list[dict]:
+        return [{"method": m, "mode": mode, "image": "a", "instance": 0, "round": 1, "sad": 1.0, "mse": 0.0,
+                 "grad": 0.0, "conn": 1.0, "iou": 0.5} for mode in modes]
+
+    for name, m, modes in (("a", "a", ("click", "box")), ("b", "b", ("box", "click")), ("c", "c", ("box", "text"))):
+        write_report(tmp_path / name, aggregate(rows(m, modes)), rows(m, modes), {**protocol, "inputs": list(modes)})
+    merge_reports([tmp_path / "a", tmp_path / "b"], tmp_path / "ab")
+    merged = json.loads((tmp_path / "ab" / "report.json").read_text())
+    assert merged["protocol"]["inputs"] == ["click", "box"]
+    assert sorted({r["method"] for r in merged["records"]}) == ["a", "b"]
+    with pytest.raises(ValueError, match="differs .* in inputs"):
+        merge_reports([tmp_path / "a", tmp_path / "c"], tmp_path / "ac")

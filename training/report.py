@@ -155,7 +155,10 @@ def merge_reports(folders: Sequence[Path | str], out_dir: Path | str, replace: b
     replaced: list[str] = []
     for folder, rep in zip(folders, loaded, strict=True):
         p = rep["protocol"]
-        diff = [k for k in SAME_PROTOCOL if p.get(k) != first.get(k)]
+        # Each (target, input type) gets a simulated user of its own, so the order the types
+        # were listed in changes nothing.
+        diff = [k for k in SAME_PROTOCOL
+                if (sorted(p.get(k) or []) != sorted(first.get(k) or []) if k == "inputs" else p.get(k) != first.get(k))]
         if Path(str(p.get("data"))).name != Path(str(first.get("data"))).name:
             diff.append("data")
         if diff:
