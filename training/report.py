@@ -137,6 +137,15 @@ def write_report(out_dir: Path | str, summary: dict[str, Any], records: Sequence
 SAME_PROTOCOL = ("subset", "images", "targets", "inputs", "rounds", "seed", "noc_threshold", "noc_max_clicks")
 #: Protocol fields of how the models were run; a merge keeps one only where every part agrees.
 RUN_SETTINGS = ("inputs_kept", "focus")
+#: Protocol fields that are lists whose order changes nothing: each (target, input type) gets a
+#: simulated user of its own, so ``--inputs click box`` and ``--inputs box click`` score alike.
+UNORDERED_PROTOCOL = ("inputs",)
+
+
+def _protocol_value(protocol: dict[str, Any], field: str) -> Any:
+    """``protocol[field]`` as merges compare it."""
+    value = protocol.get(field)
+    return sorted(value or []) if field in UNORDERED_PROTOCOL else value
 
 
 def merge_reports(folders: Sequence[Path | str], out_dir: Path | str, replace: bool = False) -> dict[str, Path]:
@@ -155,10 +164,7 @@ def merge_reports(folders: Sequence[Path | str], out_dir: Path | str, replace: b
     replaced: list[str] = []
     for folder, rep in zip(folders, loaded, strict=True):
         p = rep["protocol"]
-        # Each (target, input type) gets a simulated user of its own, so the order the types
-        # were listed in changes nothing.
-        diff = [k for k in SAME_PROTOCOL
-                if (sorted(p.get(k) or []) != sorted(first.get(k) or []) if k == "inputs" else p.get(k) != first.get(k))]
+        diff = [k for k in SAME_PROTOCOL if _protocol_value(p, k) != _protocol_value(first, k)]
         if Path(str(p.get("data"))).name != Path(str(first.get("data"))).name:
             diff.append("data")
         if diff:
