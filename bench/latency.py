@@ -6,7 +6,8 @@
 Figures: image encoding, one decoder round (three clicks, no text; and with a description),
 MRN refinement of a square image of each size (through the engine, so tiled above its
 threshold), keeping five rounds' clicks' and scribbles' pixels on an alpha of that size
-(step 4 of a round, docs/engine.md), and a whole first round with a box a fifth of the image wide
+(step 5 of a round, docs/engine.md), snapping a matte over a whole frame of that size to its
+edges (step 4), and a whole first round with a box a fifth of the image wide
 (the engine zooms in on it: docs/engine.md step 0) -- on every execution provider present. SAM ViT-B
 (``segment-anything`` 1.0 from PyPI, random weights) is exported the same way (TorchScript
 exporter, opset 17) and timed on the same inputs: its image encoder at 1024 x 1024 and its
@@ -78,6 +79,7 @@ class DfimatTimings:
 
 
 def bench_dfimat(models: Path, device: str, sizes: list[int], repeats: int) -> DfimatTimings:
+    from plugin.edge_snap import snap_to_edges
     from plugin.engine import MattingEngine
     from plugin.input_constraints import keep_inputs
     from plugin.prompts import Prompts
@@ -102,14 +104,18 @@ def bench_dfimat(models: Path, device: str, sizes: list[int], repeats: int) -> D
     for size in sizes:
         rgb = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
         res[f"mrn@{size}"] = timed(lambda rgb=rgb: eng.refine(rgb, low), repeats)
-    for size in sizes:  # step 4 of a round: five rounds of 3 clicks and 2 scribbles, scaled to the image
+    for size in sizes:  # step 5 of a round: five rounds of 3 clicks and 2 scribbles, scaled to the image
         f = size / 640
         inputs = Prompts(clicks=[(cx * f, cy * f, fg) for cx, cy, fg in clicks.clicks] * 5,
                          scribbles=[([(80 * f, 100 * f), (300 * f, 420 * f), (560 * f, 380 * f)], True),
                                     ([(20 * f, 600 * f), (600 * f, 620 * f)], False)] * 5)
         alpha = rng.random((size, size), dtype=np.float32)
         res[f"keep@{size}"] = timed(lambda alpha=alpha, inputs=inputs: keep_inputs(alpha, inputs), repeats)
-    for size in sizes:  # a whole first round with a person-sized box: frame, encode, decode, MRN, keep
+    for size in sizes:  # step 5 at its worst: a matte over the whole N x N frame, snapped to its edges
+        rgb = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        alpha = rng.random((size, size), dtype=np.float32)
+        res[f"snap@{size}"] = timed(lambda alpha=alpha, rgb=rgb, z=size / s: snap_to_edges(alpha, rgb, z), repeats)
+    for size in sizes:  # a whole first round with a person-sized box: frame, encode, decode, MRN, snap, keep
         rgb = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
         box = Prompts(boxes=[(0.4 * size, 0.3 * size, 0.6 * size, 0.7 * size)])
 

@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--models", type=Path, help="models folder (default: $DFIMAT_MODELS or models/)")
     m.add_argument("--variant", choices=("small", "base"),
                    help="which shipped model: small (DFIMat-S, the default) or base (DFIMat)")
+    m.add_argument("--no-snap", action="store_true",
+                   help="leave the outline where the network put it, not snapped to the image's edges")
     m.add_argument("--out", type=Path, required=True, help="alpha matte, a .png file")
     return parser
 
@@ -121,7 +123,7 @@ def run_matte(args: argparse.Namespace) -> int:
         models = args.models  # the engine says the folder is not there
     else:  # one export, or a folder of variants (the variant's subfolder)
         models = find_models(args.variant, [args.models])
-    engine = MattingEngine(models, device=args.device)
+    engine = MattingEngine(models, device=args.device, snap_edges=not args.no_snap)
     result = engine.matte(image, prompts, state)
     write_alpha_png(args.out, result.alpha, sixteen_bit=image.dtype == "uint16")
     if args.state is not None:

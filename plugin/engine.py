@@ -12,8 +12,10 @@ One call of ``MattingEngine.matte`` is one interaction round:
    decoder (text through MiniLM first);
 4. the low-res mask logits are upsampled bilinearly to the frame's size and squashed (sigmoid),
    and MRN refines frame + coarse mask to the alpha matte, in overlapping tiles for big images;
-   outside the frame the matte is 0;
-5. the pixels under every click and scribble take its label (``plugin.input_constraints``),
+5. the matte's outline is snapped to the frame's colour edges by a guided filter
+   (``plugin.edge_snap``), unless the engine was made with ``snap_edges=False``; outside the
+   frame the matte is 0;
+6. the pixels under every click and scribble take its label (``plugin.input_constraints``),
    unless the engine was made with ``keep_inputs=False``.
 
 See docs/engine.md for devices, tiling and the round state.
@@ -30,6 +32,7 @@ import cv2
 import numpy as np
 
 from . import input_constraints
+from .edge_snap import snap_to_edges
 from .engine_errors import EngineError
 from .engine_sessions import GraphSessions, SessionFactory, create_session
 from .engine_tiling import pad_to_multiple, refine_tiled, upsample
@@ -87,12 +90,14 @@ class MattingEngine:
         available_providers: list[str] | None = None,
         keep_inputs: bool = True,
         focus: bool = True,
+        snap_edges: bool = True,
     ):
         self.manifest: Manifest = load_manifest(models_dir)
         self.sessions = GraphSessions(self.manifest, device, available_providers, session_factory)
         self.tile_pixels, self.tile_size, self.tile_overlap = tile_pixels, tile_size, tile_overlap
         self.keep_inputs = keep_inputs
         self.focus = focus
+        self.snap_edges = snap_edges
         self.model_version = self.manifest.version
         self.variant = self.manifest.variant
         self.image_size = self.manifest.image_size
@@ -211,6 +216,8 @@ class MattingEngine:
         low, cls, _m_ref = self.decode(feats, local, frame.width, frame.height, prev_local)
         t3 = time.perf_counter()
         alpha, coarse = self.refine(view, low)
+        if self.snap_edges:
+            alpha = snap_to_edges(frame.fit(alpha), frame.crop(rgb), frame.side / self.image_size)
         if frame != whole:
             alpha, coarse = frame.paste(alpha, w, h), frame.paste(coarse, w, h)
         if self.keep_inputs:

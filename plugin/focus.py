@@ -75,6 +75,10 @@ class Frame:
     def height(self) -> int:
         return self.y1 - self.y0
 
+    @property
+    def side(self) -> int:
+        return max(self.width, self.height)
+
     def as_list(self) -> list[int]:
         return [self.x0, self.y0, self.x1, self.y1]
 
@@ -97,12 +101,17 @@ class Frame:
     def paste(self, part: np.ndarray, width: int, height: int) -> np.ndarray:
         """A (height, width) float32 map: ``part`` (a map over the frame at its own or its
         ``view``'s size, brought back by pixel area) inside the frame, 0 outside."""
+        out = np.zeros((height, width), np.float32)
+        out[self.y0 : self.y1, self.x0 : self.x1] = self.fit(part)
+        return out
+
+    def fit(self, part: np.ndarray) -> np.ndarray:
+        """``part`` (a map over the frame at its own or its ``view``'s size) as a float32 map
+        of the frame's own pixels, brought back by pixel area."""
         part = np.asarray(part, np.float32)
         if part.shape != (self.height, self.width):
             part = cv2.resize(part, (self.width, self.height), interpolation=cv2.INTER_AREA)
-        out = np.zeros((height, width), np.float32)
-        out[self.y0 : self.y1, self.x0 : self.x1] = part
-        return out
+        return part
 
     def prompts_inside(self, prompts: Prompts) -> Prompts:
         """``prompts`` in the frame's pixels. Foreground inputs and boxes lie inside by

@@ -61,6 +61,26 @@ def test_rounds_continue_through_the_state_file(exported_small_models, picture: 
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_no_snap_leaves_the_networks_outline(exported_small_models, picture: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture) -> None:
+    """--no-snap is the engine's snap_edges=False: the same round, the outline not moved."""
+    from plugin.engine import MattingEngine
+    from plugin.image_io import read_image
+    from plugin.prompts import Prompts
+
+    mattes = {}
+    for name, flag in (("snap", []), ("raw", ["--no-snap"])):
+        out = tmp_path / f"{name}.png"
+        code, _, err = run(["matte", str(picture), "--click", "fg:60,45", "--models",
+                            str(exported_small_models.models_dir), "--device", "cpu", "--out", str(out), *flag], capsys)
+        assert code == 0, err
+        mattes[name] = cv2.imread(str(out), cv2.IMREAD_UNCHANGED).astype(np.float32) / 255
+    raw = MattingEngine(exported_small_models.models_dir, device="cpu", snap_edges=False).matte(
+        read_image(picture), Prompts(clicks=[(60.0, 45.0, True)])).alpha
+    assert np.abs(mattes["raw"] - raw).max() <= 1 / 255 + 1e-6
+    assert np.abs(mattes["snap"] - mattes["raw"]).max() > 2 / 255
+
+
 def test_sixteen_bit_input_gives_sixteen_bit_matte(exported_small_models, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture) -> None:
     img16 = sample_image(64, 80, seed=12).astype(np.uint16) * 257

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from plugin.edge_snap import snap_to_edges
 from plugin.engine import EngineError, MattingEngine
 from plugin.engine_sessions import CPU, CUDA, choose_providers, create_session
 from plugin.engine_tiling import bilinear_matrix, refine_tiled, tile_starts, upsample
@@ -38,7 +39,8 @@ def test_engine_reports_its_models_and_device(engine: MattingEngine, exported_sm
 
 def test_two_rounds_match_the_pytorch_pipeline(engine: MattingEngine, exported_small_models) -> None:
     """export -> engine -> alpha equals PyTorch on the same S x S input and the same upsampling,
-    then the clicks and scribbles kept (plugin.input_constraints)."""
+    then the outline snapped to the image's edges (plugin.edge_snap; the whole 200-px image is
+    its own view) and the clicks and scribbles kept (plugin.input_constraints)."""
     net = load_net(exported_small_models.checkpoint)
     image = sample_image(150, 200)
     rgb01 = to_unit_float(as_rgb(image))
@@ -48,7 +50,8 @@ def test_two_rounds_match_the_pytorch_pipeline(engine: MattingEngine, exported_s
     arrays = encode_prompts(first, 200, 150)
     low, coarse, alpha = torch_round(net, s_input, rgb01, arrays, [first.text], None)
     assert np.abs(r1.coarse - coarse).max() <= 1e-4
-    assert np.abs(r1.alpha - keep_inputs(alpha, first)).max() <= 1e-4
+    snap = lambda a: snap_to_edges(a, as_rgb(image), 200 / engine.image_size)  # noqa: E731
+    assert np.abs(r1.alpha - keep_inputs(snap(alpha), first)).max() <= 1e-4
     assert r1.alpha[75, 90] == 1.0  # the foreground click's pixel, whatever MRN said
     assert np.abs(r1.state.prev_mask - 1 / (1 + np.exp(-low))).max() <= 1e-4
 
@@ -59,7 +62,7 @@ def test_two_rounds_match_the_pytorch_pipeline(engine: MattingEngine, exported_s
     low2, coarse2, alpha2 = torch_round(net, s_input, rgb01, encode_prompts(merged, 200, 150),
                                         [merged.text], r1.state.prev_mask)
     assert np.abs(r2.coarse - coarse2).max() <= 1e-4
-    assert np.abs(r2.alpha - keep_inputs(alpha2, merged)).max() <= 1e-4
+    assert np.abs(r2.alpha - keep_inputs(snap(alpha2), merged)).max() <= 1e-4
     assert r2.alpha[30, 30] == 0.0 and r2.alpha[75, 90] == 1.0
     # the previous mask matters: the same inputs without it give another mask
     _, coarse_fresh, _ = torch_round(net, s_input, rgb01, encode_prompts(merged, 200, 150), [merged.text], None)
@@ -79,7 +82,8 @@ def test_focused_rounds_match_the_pytorch_pipeline_on_their_frame(engine: Mattin
         local = frame.prompts_inside(prompts)
         _, _, alpha = torch_round(net, engine.preprocess(view), to_unit_float(view),
                                   encode_prompts(local, frame.width, frame.height), [local.text], prev)
-        return keep_inputs(frame.paste(alpha, 800, 600), prompts)
+        snapped = snap_to_edges(frame.fit(alpha), frame.crop(as_rgb(image)), frame.side / engine.image_size)
+        return keep_inputs(frame.paste(snapped, 800, 600), prompts)
 
     first = Prompts(boxes=[(150, 100, 260, 300)])
     r1 = engine.matte(image, first)
@@ -417,3 +421,16 @@ def test_inputs_are_enforced_unless_the_engine_is_told_not_to(exported_small_mod
     assert np.array_equal(kept.coarse, raw.coarse)
     assert np.array_equal(kept.alpha, keep_inputs(raw.alpha, prompts))
     assert kept.alpha[60, 40] == 1.0 and kept.alpha[20, 130] == 0.0
+
+
+def test_edges_are_snapped_unless_the_engine_is_told_not_to(exported_small_models) -> None:
+    """snap_edges=False leaves the outline where MRN put it; by default it is the guided
+    filter's (plugin.edge_snap), before the inputs are kept."""
+    image = sample_image(120, 160, seed=6)
+    prompts = Prompts(clicks=[(60.5, 50.5, True)])
+    raw = MattingEngine(exported_small_models.models_dir, device="cpu", snap_edges=False,
+                        keep_inputs=False).matte(image, prompts)
+    snapped = MattingEngine(exported_small_models.models_dir, device="cpu", keep_inputs=False).matte(image, prompts)
+    assert np.array_equal(snapped.coarse, raw.coarse)
+    assert np.abs(snapped.alpha - snap_to_edges(raw.alpha, as_rgb(image), 160 / 384)).max() <= 1e-6
+    assert np.abs(snapped.alpha - raw.alpha).max() > 1e-3

@@ -202,6 +202,30 @@ def test_raw_alpha_scores_the_network_without_keeping_the_inputs(small_checkpoin
     assert [r["sad"] for r in raw_rep["records"]] != [r["sad"] for r in kept_rep["records"]]
 
 
+def test_no_snap_scores_the_outline_where_mrn_put_it(small_checkpoint: Path, data: Path, tmp_path: Path) -> None:
+    """--no-snap (reports before stop 30) differs from the default only by the edge snapping
+    (plugin.edge_snap), applied as the engine applies it, and the protocol says which."""
+    from plugin.edge_snap import snap_to_edges
+
+    sample = MattingDataset(data)[0]
+    h, w = sample.image.shape[:2]
+    prompts = Prompts(clicks=[(w / 2, h / 2, True)])
+    snapped = TorchPredictor(small_checkpoint, device="cpu", text=False, keep_inputs=False)
+    raw = TorchPredictor(small_checkpoint, device="cpu", text=False, keep_inputs=False, snap_edges=False)
+    a, b = snapped.predict(sample.image, prompts, None), raw.predict(sample.image, prompts, None)
+    view_scale = max(h, w) / snapped.net.iscn.image_size  # round 1 with a click: the whole image
+    assert np.abs(a.alpha - snap_to_edges(b.alpha, sample.image, view_scale)).max() <= 1e-6
+    assert np.abs(a.alpha - b.alpha).max() > 1e-3
+
+    common = ["--models", f"net={small_checkpoint}", "--data", str(data), "--inputs", "click", "--rounds", "1",
+              "--noc-max", "0", "--limit", "1"]
+    assert main([*common, "--no-snap", "--out", str(tmp_path / "raw")]) == 0
+    assert main([*common, "--out", str(tmp_path / "snap")]) == 0
+    raw_rep, snap_rep = (json.loads((tmp_path / d / "report.json").read_text()) for d in ("raw", "snap"))
+    assert raw_rep["protocol"]["edges_snapped"] is False and snap_rep["protocol"]["edges_snapped"] is True
+    assert [r["sad"] for r in raw_rep["records"]] != [r["sad"] for r in snap_rep["records"]]
+
+
 def test_checkpoints_zoom_in_as_their_export_does(exported_small_models, tmp_path: Path) -> None:
     """TorchPredictor mirrors the engine's frames (plugin.focus), so a checkpoint scores as its
     export on images big enough to zoom into; --no-focus turns it off for both and says so."""

@@ -188,10 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--raw-alpha", action="store_true",
                    help="score the networks' own alpha, without keeping each click's and scribble's pixels "
-                        "(the engine's step 4; reports before stop 24 were made so)")
+                        "(the engine's step 5; reports before stop 24 were made so)")
     p.add_argument("--no-focus", action="store_true",
                    help="the whole image every round, no zooming in on the target (plugin.focus; reports "
                         "before stop 26 were made so)")
+    p.add_argument("--no-snap", action="store_true",
+                   help="leave the outline where MRN put it, not snapped to the image's edges (plugin.edge_snap; "
+                        "reports before stop 30 were made so)")
     p.add_argument("--save-predictions", action="store_true", help="store every round's alpha as .npz")
     return p
 
@@ -208,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         text = any(m in ("text", "mix") for m in args.inputs)
         named = [split_name(m) for m in args.models]
         predictors: list[Predictor] = [open_predictor(path, args.device, text=text, keep_inputs=not args.raw_alpha,
-                                                       focus=not args.no_focus) for _, path in named]
+                                                       focus=not args.no_focus, snap_edges=not args.no_snap)
+                                        for _, path in named]
         unique_names(predictors, [path for _, path in named])
         for pred, (name, _) in zip(predictors, named, strict=True):
             pred.name = name or pred.name
@@ -231,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         "data": str(Path(args.data).resolve()), "subset": args.subset, "images": len(samples), "targets": n_targets,
         "inputs": list(args.inputs), "rounds": args.rounds, "seed": args.seed, "noc_threshold": NOC_THRESHOLD,
         "noc_max_clicks": args.noc_max, "inputs_kept": not args.raw_alpha,
-        "focus": not args.no_focus, "methods": [p.name for p in predictors],
+        "focus": not args.no_focus, "edges_snapped": not args.no_snap, "methods": [p.name for p in predictors],
         "seconds": round(time.time() - t0, 2),
         "command": "python -m training.evaluate " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
     }

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from plugin import input_constraints
+from plugin.edge_snap import snap_to_edges
 from plugin.focus import Frame, frame_for_round, reframe
 from plugin.prompts import Prompts, collate_prompts, encode_prompts
 from plugin.state import image_checksum
@@ -55,10 +56,12 @@ class TorchPredictor(Predictor):
     An ISCN-stage checkpoint (MRN never trained) is scored on its coarse mask, and
     ``coarse_only`` is True; a checkpoint trained with ``--no-crm`` never gets the previous mask.
     ``keep_inputs=False`` scores the network's own alpha, as reports made before stop 24 did;
-    ``focus`` zooms in on the target from round 2 on as the engine does (``plugin.focus``)."""
+    ``focus`` zooms in on the target from round 2 on as the engine does (``plugin.focus``);
+    ``snap_edges`` moves MRN's outline onto the image's edges as the engine does
+    (``plugin.edge_snap``; never on a coarse-only checkpoint, which has no matte to snap)."""
 
     def __init__(self, checkpoint: Path | str, device: str = "auto", text: bool = True, name: str | None = None,
-                 keep_inputs: bool = True, focus: bool = True):
+                 keep_inputs: bool = True, focus: bool = True, snap_edges: bool = True):
         import torch
 
         from model import load_checkpoint
@@ -73,6 +76,7 @@ class TorchPredictor(Predictor):
         self.crm = bool(self.extra.get("crm", True))
         self.keep_inputs = keep_inputs
         self.focus = focus
+        self.snap_edges = snap_edges and not self.coarse_only
         self.name = name or Path(checkpoint).stem
         self._cache: tuple[str, Any, Any] | None = None
 
@@ -104,6 +108,8 @@ class TorchPredictor(Predictor):
             coarse = out.mask_logits.sigmoid()
             alpha = coarse if self.coarse_only else self.net.mrn(x, coarse)
             alpha = alpha[0, 0].float().cpu().numpy()
+            if self.snap_edges:
+                alpha = snap_to_edges(frame.fit(alpha), frame.crop(image), frame.side / self.net.iscn.image_size)
             if frame != whole:
                 alpha = frame.paste(alpha, w, h)
             if self.keep_inputs:
@@ -114,16 +120,17 @@ class TorchPredictor(Predictor):
 
 class OnnxPredictor(Predictor):
     """An exported models folder (holding manifest.json), run by ``plugin.engine.MattingEngine``
-    (``keep_inputs`` and ``focus`` as the engine's)."""
+    (``keep_inputs``, ``focus`` and ``snap_edges`` as the engine's)."""
 
     def __init__(self, models_dir: Path | str, device: str = "auto", name: str | None = None,
-                 keep_inputs: bool = True, focus: bool = True):
+                 keep_inputs: bool = True, focus: bool = True, snap_edges: bool = True):
         from plugin.engine import MattingEngine
 
         models_dir = Path(models_dir)
         if not (models_dir / "manifest.json").is_file():
             raise FileNotFoundError(f"{models_dir} is not an exported models folder (no manifest.json)")
-        self.engine = MattingEngine(models_dir, device=device, keep_inputs=keep_inputs, focus=focus)
+        self.engine = MattingEngine(models_dir, device=device, keep_inputs=keep_inputs, focus=focus,
+                                    snap_edges=snap_edges)
         self.name = name or f"{models_dir.name} (onnx)"
 
     def predict(self, image: np.ndarray, prompts: Prompts, state: Any | None) -> Prediction:
@@ -146,13 +153,14 @@ class BaselinePredictor(Predictor):
 
 
 def open_predictor(path: Path | str, device: str = "auto", text: bool = True, keep_inputs: bool = True,
-                   focus: bool = True) -> Predictor:
+                   focus: bool = True, snap_edges: bool = True) -> Predictor:
     """A ``.pt`` checkpoint or an exported ONNX models folder, by what the path is."""
     path = Path(path)
     if path.is_dir():
-        return OnnxPredictor(path, device=device, keep_inputs=keep_inputs, focus=focus)
+        return OnnxPredictor(path, device=device, keep_inputs=keep_inputs, focus=focus, snap_edges=snap_edges)
     if path.is_file() and path.suffix == ".pt":
-        return TorchPredictor(path, device=device, text=text, keep_inputs=keep_inputs, focus=focus)
+        return TorchPredictor(path, device=device, text=text, keep_inputs=keep_inputs, focus=focus,
+                              snap_edges=snap_edges)
     if not path.exists():
         raise FileNotFoundError(f"models path not found: {path}")
     raise ValueError(f"{path} is neither a .pt checkpoint nor an exported models folder")

@@ -136,7 +136,7 @@ def write_report(out_dir: Path | str, summary: dict[str, Any], records: Sequence
 #: Protocol fields two reports must share for their records to stand in one table.
 SAME_PROTOCOL = ("subset", "images", "targets", "inputs", "rounds", "seed", "noc_threshold", "noc_max_clicks")
 #: Protocol fields of how the models were run; a merge keeps one only where every part agrees.
-RUN_SETTINGS = ("inputs_kept", "focus")
+RUN_SETTINGS = ("inputs_kept", "focus", "edges_snapped")
 #: Protocol fields that are lists whose order changes nothing: each (target, input type) gets a
 #: simulated user of its own, so ``--inputs click box`` and ``--inputs box click`` score alike.
 UNORDERED_PROTOCOL = ("inputs",)

@@ -244,8 +244,9 @@ def render(main: Report, large: Report | None, ablations: Sequence[Report], late
         parts += ["## Latency\n", "Milliseconds per call, median after a warm-up (`bench/latency.py`); "
                   "`decode+text` includes the text encoder; `mrn@N` is the MRN on an N x N image (tiled above 2048); "
                   "`keep@N` keeps 15 clicks' and 10 scribbles' pixels on an N x N alpha (files before stop 25: -); "
+                  "`snap@N` snaps a matte covering a whole N x N frame to its edges (files before stop 30: -); "
                   "`box@N` is a whole first round on an N x N image with a box (zoomed in: frame, encode, decode, MRN, "
-                  "keep; files before stop 27: -); "
+                  "snap since stop 30, keep; files before stop 27: -); "
                   "a `cuda` row is ONNX Runtime's CUDA execution provider, and the `cpu` row beside it comes from "
                   "the same run.\n",
                   latency_table(latency)]
