@@ -256,12 +256,17 @@ def install_target(t: Target, args: argparse.Namespace, report: Report) -> None:
     base = t.plugins
     files: list[str] = []
     home = t.home
-    if t.version == "3.0":
-        _copy(PLUGIN_SRC / "gimp3" / "dfimat.py", home / "dfimat.py", files, base, report, 0o755)
-    else:
-        _copy(PLUGIN_SRC / "gimp2" / GIMP2_FILE, base / GIMP2_FILE, files, base, report, 0o755)
-    for src in _package_files():
-        _copy(src, home / "plugin" / src.relative_to(PLUGIN_SRC), files, base, report)
+    entry = home / "dfimat.py" if t.version == "3.0" else base / GIMP2_FILE
+    _copy(PLUGIN_SRC / ("gimp3/dfimat.py" if t.version == "3.0" else f"gimp2/{GIMP2_FILE}"), entry, files, base,
+          report, 0o755)
+    package = [home / "plugin" / src.relative_to(PLUGIN_SRC) for src in _package_files()]
+    for src, dst in zip(_package_files(), package, strict=True):
+        _copy(src, dst, files, base, report)
+    if entry.stat().st_mtime < max(p.stat().st_mtime for p in package):
+        # GIMP keeps a plug-in's procedures (its arguments, the dialog's fields) in pluginrc until
+        # the entry file's time changes; the GIMP 3 procedure is declared in plugin/gimp3/, so an
+        # upgrade that changed only the package would run with the old arguments.
+        os.utime(entry)
 
     models = model_sources(Path(args.models).expanduser() if args.models else None)
     for variant, src in models.items():

@@ -53,6 +53,7 @@ class Options:
     start_over: bool = False
     unnamed: str = "foreground"
     text: str = ""
+    snap_edges: bool = True
 
     def normalised(self) -> Options:
         return Options(
@@ -62,6 +63,7 @@ class Options:
             start_over=bool(self.start_over),
             unnamed=choice("unnamed paths", self.unnamed, UNNAMED),
             text=str(self.text or ""),
+            snap_edges=bool(self.snap_edges),
         )
 
 
@@ -166,6 +168,7 @@ def run_job(job: Job, models_root: str | os.PathLike[str] | None = None,
     factory = engine_factory or default_engine_factory
     try:
         engine = factory(models_dir, DEVICES[opts.device])
+        engine.snap_edges = opts.snap_edges  # read by every round (docs/engine.md, step 4)
         say(0.3, f"matting on {getattr(engine, 'device', opts.device)}")
         result = engine.matte(image, prompts, state)
     except JobError:

@@ -228,6 +228,15 @@ save("selection1.raw", gray(img.get_selection()))
 OUT["as_selection_mask"] = layer.get_mask() is not None
 img.delete()
 
+# Round 1 again with the outline left where the network put it (the "Snap to edges" option off).
+img, layer = new_image()
+add_path(img, "fg person", [P["fg_click"]])
+add_path(img, "bg other", P["bg_scribble"])
+img.select_rectangle(Gimp.ChannelOps.REPLACE, *P["selection"])
+OUT["nosnap"] = run(img, layer, **{"snap-edges": False})
+save("nosnap1.raw", gray(layer.get_mask()))
+img.delete()
+
 # Any precision and grayscale: a 16-bit linear RGB copy and a grayscale picture, round 1 each.
 for key, kwargs in (("u16_linear", {"precision": Gimp.Precision.U16_LINEAR}), ("gray", {"gray": True})):
     img, layer = new_image(**kwargs)

@@ -78,7 +78,17 @@ def test_registers_one_procedure_like_gimp3(g2) -> None:
     assert r["menu"] == "<Image>/Filters/Matting" and r["label"] == "Interactive Matte (DFIMat)..."
     assert r["imagetypes"] == "RGB*, GRAY*"
     assert [p[1] for p in r["params"]] == ["image", "drawable", "description", "output", "device", "model",
-                                           "unnamed", "start_over"]
+                                           "unnamed", "start_over", "snap_edges"]
+
+
+def test_snap_to_edges_reaches_the_engine(g2, support: Path) -> None:
+    """The "Snap the outline" toggle (on by default) is the engine's snap_edges for that round."""
+    img, layer = picture(g2)
+    add_inputs(img)
+    g2.dfimat_matte(img, layer, support_dir=str(support))
+    assert json.loads(layer.parasite_find("dfimat-state.1").data)["extra"]["snap_edges"] is True
+    g2.dfimat_matte(img, layer, snap_edges=False, support_dir=str(support))
+    assert json.loads(layer.parasite_find("dfimat-state.1").data)["extra"]["snap_edges"] is False
 
 
 def test_two_rounds_write_mask_and_state_as_one_undo_step_each(g2, support: Path) -> None:

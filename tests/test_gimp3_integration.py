@@ -65,7 +65,7 @@ def gimp3_run(exported_small_models, tmp_path_factory):
         out[name] = json.loads((root.work / f"{name}.json").read_text())
         out[f"{name}_log"] = r.stdout + r.stderr
     h, w = picture.shape[:2]
-    for raw in ("mask1", "mask2", "layer1", "selection1", "mask_loaded", "u16_linear", "gray"):
+    for raw in ("mask1", "mask2", "layer1", "selection1", "nosnap1", "mask_loaded", "u16_linear", "gray"):
         out[raw] = np.frombuffer((root.work / f"{raw}.raw").read_bytes(), np.uint8).reshape(h, w)
     out["trace"] = read_trace(root)
     # The same second install must change nothing.
@@ -148,6 +148,18 @@ def test_round_two_continues_from_the_parasites(gimp3_run, engine) -> None:
     assert a["layers"] == ["people"]  # a mask, no extra layers
 
 
+def test_snap_to_edges_can_be_turned_off(gimp3_run) -> None:
+    """The dialog's "Snap to edges" off gives the engine's matte with snap_edges=False."""
+    from plugin.engine import MattingEngine
+
+    a = gimp3_run["session_a"]
+    assert a["nosnap"]["ok"] and a["nosnap"]["round"] == 1, a["nosnap"]
+    raw = MattingEngine(gimp3_run["models"], device="cpu", snap_edges=False)
+    want = expected_alpha(raw, gimp3_run["picture"], state_of(a["parasites1"]).inputs)
+    assert_close(gimp3_run["nosnap1"], want)
+    assert np.abs(gimp3_run["nosnap1"].astype(int) - gimp3_run["mask1"].astype(int)).max() > 2 * MAX_DIFF
+
+
 def test_new_layer_and_selection_outputs(gimp3_run) -> None:
     a = gimp3_run["session_a"]
     assert a["as_layer"]["ok"] and a["as_layer_names"] == ["DFIMat matte of people (round 1)", "people"]
@@ -205,7 +217,7 @@ def test_a_description_alone_is_enough(gimp3_run) -> None:
 def test_each_run_is_one_undo_group_and_failures_touch_nothing(gimp3_run) -> None:
     a, b = gimp3_run["session_a"], gimp3_run["session_b"]
     runs = [a[k] for k in ("no_inputs", "outside", "missing_model", "round1", "round2", "as_layer", "as_selection",
-                           "u16_linear", "gray", "text_only")]
+                           "nosnap", "u16_linear", "gray", "text_only")]
     runs += [b["round3"], b["other_layer"], b["edited"]]
     trace = gimp3_run["trace"]
     assert sorted(trace) == sorted(r["run"] for r in runs)

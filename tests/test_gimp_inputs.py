@@ -196,6 +196,19 @@ def test_two_rounds_carry_state_through_parasites(models: Path) -> None:
     assert stored.round == 2 and len(stored.inputs.clicks) == 2 and stored.inputs.boxes == ((5.0, 5.0, 30.0, 30.0),)
 
 
+def test_snap_to_edges_is_the_engines_choice_each_round(models: Path) -> None:
+    engines: list[FakeEngine] = []
+
+    def factory(d, dev):
+        engines.append(FakeEngine(d, dev))
+        return engines[-1]
+
+    job = Job(picture(), [PathData("fg", (StrokeData([(10, 10)]),))])
+    run_job(job, models, factory)
+    run_job(Job(job.image, job.paths, options=Options(snap_edges=False)), models, factory)
+    assert [e.snap_edges for e in engines] == [True, False]
+
+
 def test_start_over_changed_image_and_corrupt_state(models: Path) -> None:
     img = picture()
     job = Job(img, [PathData("fg", (StrokeData([(10, 10)]),))])

@@ -105,6 +105,27 @@ def test_stale_files_from_an_older_install_are_removed(home: Path, models: Path)
     assert not (home / ".config/GIMP/2.10/plug-ins/dfimat_gimp2.py").exists()  # --gimp-dir: only that one
 
 
+def test_an_upgraded_package_makes_gimp_read_the_procedure_again(home: Path, models: Path) -> None:
+    """GIMP re-reads a plug-in's procedure (its arguments) only when the entry file's time
+    changes: the installed entry file is never older than the package it runs, and an install
+    that changes nothing leaves it alone."""
+    g3 = str(home / ".config/GIMP/3.0")
+    assert install.main(["--models", str(models), "--no-deps", "--gimp-dir", g3]) == 0
+    d = home / ".config/GIMP/3.0/plug-ins/dfimat"
+    newest = max(p.stat().st_mtime for p in (d / "plugin").rglob("*.py"))
+    assert (d / "dfimat.py").stat().st_mtime >= newest
+    os.utime(d / "dfimat.py", (1_000_000_000, 1_000_000_000))  # as an older installer left it
+    assert install.main(["--models", str(models), "--no-deps", "--gimp-dir", g3]) == 0
+    touched = (d / "dfimat.py").stat().st_mtime
+    assert touched >= newest
+    assert install.main(["--models", str(models), "--no-deps", "--gimp-dir", g3]) == 0
+    assert (d / "dfimat.py").stat().st_mtime == touched  # nothing changed: GIMP's cache stands
+    (d / "plugin" / "gimp3" / "procedure.py").write_text("# an older version\n")
+    assert install.main(["--models", str(models), "--no-deps", "--gimp-dir", g3]) == 0
+    assert (d / "plugin" / "gimp3" / "procedure.py").read_text() != "# an older version\n"
+    assert (d / "dfimat.py").stat().st_mtime >= (d / "plugin" / "gimp3" / "procedure.py").stat().st_mtime
+
+
 FAKE_PYTHON = """\
 #!{exe}
 # Stands in for GIMP's Python: makes a venv layout, records pip's arguments.

@@ -232,13 +232,14 @@ def write_result(image, layer, resp, alpha, output, k=1):
 
 
 def dfimat_matte(image, drawable, description="", output=0, device=0, model=0, unnamed=0, start_over=False,
-                 support_dir=None, timeout=None):
+                 snap_edges=True, support_dir=None, timeout=None):
     """The procedure: read, run the worker, write. Choices arrive as PF_OPTION indices."""
     config = load_config(support_dir)
     layer = target_layer(image, drawable)
     try:
         options = {"output": OUTPUTS[int(output)], "device": DEVICES[int(device)], "model": MODELS[int(model)],
-                   "unnamed": UNNAMED[int(unnamed)], "start_over": bool(start_over), "text": description or ""}
+                   "unnamed": UNNAMED[int(unnamed)], "start_over": bool(start_over), "text": description or "",
+                   "snap_edges": bool(snap_edges)}
     except (IndexError, ValueError):
         raise DFIMatError("an option is out of range: output %r, device %r, model %r, unnamed paths %r"
                           % (output, device, model, unnamed))
@@ -262,8 +263,8 @@ def dfimat_matte(image, drawable, description="", output=0, device=0, model=0, u
     return resp
 
 
-def _plugin_main(image, drawable, description, output, device, model, unnamed, start_over):
-    dfimat_matte(image, drawable, description, output, device, model, unnamed, start_over)
+def _plugin_main(image, drawable, description, output, device, model, unnamed, start_over, snap_edges=True):
+    dfimat_matte(image, drawable, description, output, device, model, unnamed, start_over, snap_edges)
 
 
 register(
@@ -284,6 +285,7 @@ register(
         (PF_OPTION, "model", "Model size", 0, ["Small (DFIMat-S, fast)", "Base (DFIMat, larger, slower)"]),
         (PF_OPTION, "unnamed", "Paths not named fg/bg", 0, ["Foreground", "Background", "Ignore them"]),
         (PF_TOGGLE, "start_over", "Start over (forget earlier rounds)", False),
+        (PF_TOGGLE, "snap_edges", "Snap the outline to the picture's edges", True),
     ],
     [],
     _plugin_main,

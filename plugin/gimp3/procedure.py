@@ -87,6 +87,8 @@ class DFIMatPlugIn(Gimp.PlugIn):
             for i, (nick, text) in enumerate(options.items()):
                 ch.add(nick, i, text, "")
             proc.add_choice_argument(arg, label, blurb, ch, default, _RW)
+        proc.add_boolean_argument("snap-edges", "Snap to edges",
+                                  "Move the matte's outline onto the picture's colour edges", True, _RW)
         proc.add_boolean_argument("start-over", "Start over",
                                   "Forget earlier rounds on this layer and start at round 1", False, _RW)
         proc.add_int_return_value("round", "Round", "The round this run made", 0, 1 << 30, 0, _RW)
@@ -101,7 +103,7 @@ class DFIMatPlugIn(Gimp.PlugIn):
             GimpUi.init("dfimat")
             dialog = GimpUi.ProcedureDialog.new(procedure, config, "Interactive Matte (DFIMat)")
             dialog.get_label("dfimat-help", DIALOG_HELP, False, False)
-            dialog.fill(["dfimat-help", "description", *(c[0] for c in CHOICES), "start-over"])
+            dialog.fill(["dfimat-help", "description", *(c[0] for c in CHOICES), "snap-edges", "start-over"])
             ok = dialog.run()
             dialog.destroy()
             if not ok:
@@ -115,6 +117,7 @@ class DFIMatPlugIn(Gimp.PlugIn):
                 start_over=bool(config.get_property("start-over")),
                 unnamed=config.get_property("unnamed-paths"),
                 text=config.get_property("description") or "",
+                snap_edges=bool(config.get_property("snap-edges")),
             ).normalised()
             Gimp.progress_init(f"DFIMat: reading '{layer.get_name()}'")
             job = Job(

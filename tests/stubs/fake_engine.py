@@ -1,7 +1,8 @@
 """The one fake ``plugin.engine`` for plug-in tests that need no models: it keeps MattingEngine's
 contract (merge prompts with the state, next round's RoundState, start over on a changed
 image) and paints boxes (``box_value``) and clicks (1 or 0) so the tests can check pixels
-exactly; ``calls`` records what each ``matte`` got. The GIMP 2.10 tests copy it over
+exactly; ``calls`` records what each ``matte`` got, and the state's extra whether the worker
+asked for the outline snapped to edges. The GIMP 2.10 tests copy it over
 ``plugin/engine.py`` in a temporary copy of the package; the worker tests load it as
 ``plugin.fake_engine`` (tests/test_gimp_inputs.py)."""
 
@@ -24,6 +25,7 @@ class MattingEngine:
     model_version = "fake-1"
     variant = "small"
     box_value = 0.5
+    snap_edges = True  # set by the worker for each round; the state's extra records what it was
 
     def __init__(self, models_dir=None, device="auto"):
         self.models_dir = models_dir
@@ -46,6 +48,7 @@ class MattingEngine:
             for x, y in pts:
                 alpha[min(h - 1, int(y)), min(w - 1, int(x))] = float(fg)
         nxt = RoundState(round=prev.round + 1 if prev else 1, prev_mask=alpha[::4, ::4].copy(),
-                         inputs=merged, model_version=self.model_version, image_checksum=checksum)
+                         inputs=merged, model_version=self.model_version, image_checksum=checksum,
+                         extra={"snap_edges": bool(self.snap_edges)})
         notice = "the image changed since the last round: starting over at round 1" if started_over else None
         return MatteResult(alpha, nxt, self.device, started_over, notice)
