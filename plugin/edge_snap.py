@@ -57,25 +57,40 @@ def _coefficients(guide: np.ndarray, p: np.ndarray, r: int, eps: float) -> tuple
     return mean_a, _box(b, r)
 
 
+def _unit(image: np.ndarray) -> tuple[np.ndarray, float]:
+    """(pixels, factor to 0-1): uint8 stays uint8 (a 16384-px picture is 0.8 GB, 3.2 as float32)."""
+    image = np.asarray(image)
+    return (image, 1.0 / 255.0) if image.dtype == np.uint8 else (image.astype(np.float32, copy=False), 1.0)
+
+
 def guided_filter(guide: np.ndarray, p: np.ndarray, radius: int, eps: float = SNAP_EPS,
                   scale: float = 1.0) -> np.ndarray:
-    """``p`` (H, W) filtered with the colour image ``guide`` (H, W, 3) float32 in [0, 1];
-    ``scale`` > 1 fits the coefficients on both shrunk by it (radius in shrunk pixels)."""
-    guide = np.asarray(guide, np.float32)
+    """``p`` (H, W) filtered with the colour image ``guide`` (H, W, 3; uint8, or float in
+    [0, 1]); ``scale`` > 1 fits the coefficients on both shrunk by it (radius in shrunk pixels)
+    and applies them at full size one channel at a time, so memory stays at two float maps."""
+    guide, unit = _unit(guide)
     p = np.asarray(p, np.float32)
     if guide.shape[:2] != p.shape or guide.ndim != 3 or guide.shape[2] != 3:
         raise ValueError(f"guide {guide.shape} and map {p.shape} must be (H, W, 3) and (H, W)")
     h, w = p.shape
-    if scale > 1.0:
-        sh, sw = max(1, round(h / scale)), max(1, round(w / scale))
-        small_g = cv2.resize(guide, (sw, sh), interpolation=cv2.INTER_AREA)
-        small_p = cv2.resize(p, (sw, sh), interpolation=cv2.INTER_AREA)
-        mean_a, mean_b = _coefficients(small_g, small_p, radius, eps)
-        mean_a = cv2.resize(mean_a, (w, h), interpolation=cv2.INTER_LINEAR)
-        mean_b = cv2.resize(mean_b, (w, h), interpolation=cv2.INTER_LINEAR)
-    else:
-        mean_a, mean_b = _coefficients(guide, p, radius, eps)
-    return np.einsum("hwc,hwc->hw", mean_a, guide) + mean_b
+    if scale <= 1.0:
+        colour = guide.astype(np.float32) * np.float32(unit)
+        mean_a, mean_b = _coefficients(colour, p, radius, eps)
+        return np.einsum("hwc,hwc->hw", mean_a, colour) + mean_b
+    sh, sw = max(1, round(h / scale)), max(1, round(w / scale))
+    small_g = np.stack([cv2.resize(guide[..., c].astype(np.float32), (sw, sh), interpolation=cv2.INTER_AREA)
+                        for c in range(3)], -1) * np.float32(unit)  # a channel at a time: one float map
+    small_p = cv2.resize(p, (sw, sh), interpolation=cv2.INTER_AREA)
+    mean_a, mean_b = _coefficients(small_g, small_p, radius, eps)
+    out = np.zeros((h, w), np.float32)
+    for c in range(3):
+        part = cv2.resize(np.ascontiguousarray(mean_a[..., c]), (w, h), interpolation=cv2.INTER_LINEAR)
+        part *= guide[..., c]
+        out += part
+        del part
+    out *= np.float32(unit)
+    out += cv2.resize(mean_b, (w, h), interpolation=cv2.INTER_LINEAR)
+    return out
 
 
 def snap_to_edges(alpha: np.ndarray, rgb: np.ndarray, view_scale: float,
@@ -88,16 +103,17 @@ def snap_to_edges(alpha: np.ndarray, rgb: np.ndarray, view_scale: float,
     alpha = np.asarray(alpha, np.float32)
     if alpha.ndim != 2 or rgb.shape[:2] != alpha.shape:
         raise ValueError(f"alpha {alpha.shape} and image {rgb.shape} must cover the same pixels")
-    ys, xs = np.nonzero(alpha > 1.0 / 255.0)
+    some = alpha > 1.0 / 255.0
+    ys, xs = np.flatnonzero(some.any(axis=1)), np.flatnonzero(some.any(axis=0))
+    del some
     if len(xs) == 0:
         return alpha.copy()
     scale = max(float(view_scale), 1.0)
     reach = int(np.ceil(2 * (radius + 1) * scale))
     h, w = alpha.shape
-    y0, y1 = max(0, ys.min() - reach), min(h, ys.max() + 1 + reach)
-    x0, x1 = max(0, xs.min() - reach), min(w, xs.max() + 1 + reach)
-    guide = rgb[y0:y1, x0:x1]
-    guide = guide.astype(np.float32) / 255.0 if guide.dtype == np.uint8 else np.asarray(guide, np.float32)
+    y0, y1 = max(0, ys[0] - reach), min(h, ys[-1] + 1 + reach)
+    x0, x1 = max(0, xs[0] - reach), min(w, xs[-1] + 1 + reach)
     out = alpha.copy()
-    out[y0:y1, x0:x1] = np.clip(guided_filter(guide, alpha[y0:y1, x0:x1], radius, eps, scale), 0.0, 1.0)
+    snapped = guided_filter(rgb[y0:y1, x0:x1], alpha[y0:y1, x0:x1], radius, eps, scale)
+    out[y0:y1, x0:x1] = np.clip(snapped, 0.0, 1.0, out=snapped)
     return out
