@@ -179,6 +179,17 @@ def test_onnx_folder_matches_its_checkpoint_and_baseline_runs_the_same_protocol(
     assert s[base.name]["click"]["final"]["round"] == 2 and s[base.name]["box"]["final"]["round"] == 1
 
 
+def assert_flag_is_recorded(checkpoint: Path, data: Path, tmp_path: Path, flag: str, key: str) -> None:
+    """A run with ``flag`` scores otherwise than one without, and the protocol's ``key`` says which."""
+    common = ["--models", f"net={checkpoint}", "--data", str(data), "--inputs", "click", "--rounds", "1",
+              "--noc-max", "0", "--limit", "1"]
+    assert main([*common, flag, "--out", str(tmp_path / "with")]) == 0
+    assert main([*common, "--out", str(tmp_path / "without")]) == 0
+    with_, without = (json.loads((tmp_path / d / "report.json").read_text()) for d in ("with", "without"))
+    assert with_["protocol"][key] is False and without["protocol"][key] is True
+    assert [r["sad"] for r in with_["records"]] != [r["sad"] for r in without["records"]]
+
+
 def test_raw_alpha_scores_the_network_without_keeping_the_inputs(small_checkpoint: Path, data: Path,
                                                                  tmp_path: Path) -> None:
     """--raw-alpha (reports before stop 24) differs from the default only by the kept input pixels."""
@@ -193,13 +204,7 @@ def test_raw_alpha_scores_the_network_without_keeping_the_inputs(small_checkpoin
     assert kept.alpha[h // 2, w // 2] == 1.0 and kept.alpha[5, 5] == 0.0 and kept.alpha[h - 10, 20] == 1.0
     assert not np.array_equal(kept.alpha, raw.alpha)
 
-    common = ["--models", f"net={small_checkpoint}", "--data", str(data), "--inputs", "click", "--rounds", "1",
-              "--noc-max", "0", "--limit", "1"]
-    assert main([*common, "--raw-alpha", "--out", str(tmp_path / "raw")]) == 0
-    assert main([*common, "--out", str(tmp_path / "kept")]) == 0
-    raw_rep, kept_rep = (json.loads((tmp_path / d / "report.json").read_text()) for d in ("raw", "kept"))
-    assert raw_rep["protocol"]["inputs_kept"] is False and kept_rep["protocol"]["inputs_kept"] is True
-    assert [r["sad"] for r in raw_rep["records"]] != [r["sad"] for r in kept_rep["records"]]
+    assert_flag_is_recorded(small_checkpoint, data, tmp_path, "--raw-alpha", "inputs_kept")
 
 
 def test_no_snap_scores_the_outline_where_mrn_put_it(small_checkpoint: Path, data: Path, tmp_path: Path) -> None:
@@ -217,13 +222,7 @@ def test_no_snap_scores_the_outline_where_mrn_put_it(small_checkpoint: Path, dat
     assert np.abs(a.alpha - snap_to_edges(b.alpha, sample.image, view_scale)).max() <= 1e-6
     assert np.abs(a.alpha - b.alpha).max() > 1e-3
 
-    common = ["--models", f"net={small_checkpoint}", "--data", str(data), "--inputs", "click", "--rounds", "1",
-              "--noc-max", "0", "--limit", "1"]
-    assert main([*common, "--no-snap", "--out", str(tmp_path / "raw")]) == 0
-    assert main([*common, "--out", str(tmp_path / "snap")]) == 0
-    raw_rep, snap_rep = (json.loads((tmp_path / d / "report.json").read_text()) for d in ("raw", "snap"))
-    assert raw_rep["protocol"]["edges_snapped"] is False and snap_rep["protocol"]["edges_snapped"] is True
-    assert [r["sad"] for r in raw_rep["records"]] != [r["sad"] for r in snap_rep["records"]]
+    assert_flag_is_recorded(small_checkpoint, data, tmp_path, "--no-snap", "edges_snapped")
 
 
 def test_checkpoints_zoom_in_as_their_export_does(exported_small_models, tmp_path: Path) -> None:
