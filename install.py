@@ -256,12 +256,15 @@ def install_target(t: Target, args: argparse.Namespace, report: Report) -> None:
     base = t.plugins
     files: list[str] = []
     home = t.home
-    entry = home / "dfimat.py" if t.version == "3.0" else base / GIMP2_FILE
-    _copy(PLUGIN_SRC / ("gimp3/dfimat.py" if t.version == "3.0" else f"gimp2/{GIMP2_FILE}"), entry, files, base,
-          report, 0o755)
-    package = [home / "plugin" / src.relative_to(PLUGIN_SRC) for src in _package_files()]
-    for src, dst in zip(_package_files(), package, strict=True):
-        _copy(src, dst, files, base, report)
+    if t.version == "3.0":
+        entry_src, entry = PLUGIN_SRC / "gimp3" / "dfimat.py", home / "dfimat.py"
+    else:
+        entry_src, entry = PLUGIN_SRC / "gimp2" / GIMP2_FILE, base / GIMP2_FILE
+    _copy(entry_src, entry, files, base, report, 0o755)
+    package = []
+    for src in _package_files():
+        package.append(home / "plugin" / src.relative_to(PLUGIN_SRC))
+        _copy(src, package[-1], files, base, report)
     if entry.stat().st_mtime < max(p.stat().st_mtime for p in package):
         # GIMP keeps a plug-in's procedures (its arguments, the dialog's fields) in pluginrc until
         # the entry file's time changes; the GIMP 3 procedure is declared in plugin/gimp3/, so an

@@ -18,7 +18,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["SNAP_EPS", "SNAP_RADIUS", "guided_filter", "snap_to_edges"]
+from .focus import Frame
+
+__all__ = ["SNAP_EPS", "SNAP_RADIUS", "guided_filter", "snap_in_frame", "snap_to_edges"]
 
 #: The filter's window radius in pixels of the picture, or of the networks' view when the frame
 #: is larger than the encoder's input. 8 gave the lowest SAD on 384-px validation pictures
@@ -117,3 +119,10 @@ def snap_to_edges(alpha: np.ndarray, rgb: np.ndarray, view_scale: float,
     snapped = guided_filter(rgb[y0:y1, x0:x1], alpha[y0:y1, x0:x1], radius, eps, scale)
     out[y0:y1, x0:x1] = np.clip(snapped, 0.0, 1.0, out=snapped)
     return out
+
+
+def snap_in_frame(alpha: np.ndarray, rgb: np.ndarray, frame: Frame, image_size: int) -> np.ndarray:
+    """A round's matte (over ``frame``, at its own or its view's size) snapped to the frame's
+    pixels of ``rgb``, at the scale the networks (``image_size`` input) saw it: the engine's
+    step, and the PyTorch predictor's, so a checkpoint scores as its export."""
+    return snap_to_edges(frame.fit(alpha), frame.crop(rgb), frame.side / image_size)

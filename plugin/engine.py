@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from . import input_constraints
-from .edge_snap import snap_to_edges
+from .edge_snap import snap_in_frame
 from .engine_errors import EngineError
 from .engine_sessions import GraphSessions, SessionFactory, create_session
 from .engine_tiling import pad_to_multiple, refine_tiled, upsample
@@ -217,7 +217,7 @@ class MattingEngine:
         t3 = time.perf_counter()
         alpha, coarse = self.refine(view, low)
         if self.snap_edges:
-            alpha = snap_to_edges(frame.fit(alpha), frame.crop(rgb), frame.side / self.image_size)
+            alpha = snap_in_frame(alpha, rgb, frame, self.image_size)
         if frame != whole:
             alpha, coarse = frame.paste(alpha, w, h), frame.paste(coarse, w, h)
         if self.keep_inputs:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from plugin import input_constraints
-from plugin.edge_snap import snap_to_edges
+from plugin.edge_snap import snap_in_frame
 from plugin.focus import Frame, frame_for_round, reframe
 from plugin.prompts import Prompts, collate_prompts, encode_prompts
 from plugin.state import image_checksum
@@ -109,7 +109,7 @@ class TorchPredictor(Predictor):
             alpha = coarse if self.coarse_only else self.net.mrn(x, coarse)
             alpha = alpha[0, 0].float().cpu().numpy()
             if self.snap_edges:
-                alpha = snap_to_edges(frame.fit(alpha), frame.crop(image), frame.side / self.net.iscn.image_size)
+                alpha = snap_in_frame(alpha, image, frame, self.net.iscn.image_size)
             if frame != whole:
                 alpha = frame.paste(alpha, w, h)
             if self.keep_inputs:
