@@ -325,6 +325,15 @@ def test_a_re_scored_model_replaces_its_rows_only_when_asked(tmp_path: Path) -> 
     assert sorted((r["method"], r["sad"]) for r in merged["records"]) == [("base", 5.0), ("net", 2.0)]
     assert merged["protocol"]["methods"] == ["net", "base"] and "net from" in merged["protocol"]["replaced"][0]
 
+    # The merged report merged again with base re-scored: it still says where net's rows came from.
+    newer = [rec("base", 4.0)]
+    write_report(tmp_path / "newer", aggregate(newer), newer, {**protocol, "command": "newer run"})
+    assert report_main(["--merge", str(tmp_path / "merged"), str(tmp_path / "newer"), "--out",
+                        str(tmp_path / "again"), "--replace"]) == 0
+    again = json.loads((tmp_path / "again" / "report.json").read_text())
+    assert sorted((r["method"], r["sad"]) for r in again["records"]) == [("base", 4.0), ("net", 2.0)]
+    assert sorted(again["protocol"]["replaced"]) == [f"base from {tmp_path / 'newer'}", f"net from {tmp_path / 'new'}"]
+
 
 def test_a_merge_keeps_how_the_models_ran_only_where_its_parts_agree(tmp_path: Path) -> None:
     """inputs_kept and focus describe how rows were made: a merge of reports that disagree says

@@ -148,6 +148,11 @@ def _protocol_value(protocol: dict[str, Any], field: str) -> Any:
     return sorted(value or []) if field in UNORDERED_PROTOCOL else value
 
 
+def _replaced_of(protocol: dict[str, Any]) -> dict[str, str]:
+    """``protocol["replaced"]`` ("METHOD from FOLDER" entries) as method -> folder."""
+    return dict(e.split(" from ", 1) for e in protocol.get("replaced", []) if " from " in e)
+
+
 def merge_reports(folders: Sequence[Path | str], out_dir: Path | str, replace: bool = False) -> dict[str, Path]:
     """One report from several made with the same protocol on the same data (e.g. a new model
     scored later beside the baseline and a model already scored): the simulated user is seeded
@@ -161,7 +166,7 @@ def merge_reports(folders: Sequence[Path | str], out_dir: Path | str, replace: b
     summary: dict[str, Any] = {}
     records: list[dict[str, Any]] = []
     noc_per_target: list[dict[str, Any]] = []
-    replaced: list[str] = []
+    replaced: dict[str, str] = {}  # method -> the folder whose rows it has now
     for folder, rep in zip(folders, loaded, strict=True):
         p = rep["protocol"]
         diff = [k for k in SAME_PROTOCOL if _protocol_value(p, k) != _protocol_value(first, k)]
@@ -175,7 +180,9 @@ def merge_reports(folders: Sequence[Path | str], out_dir: Path | str, replace: b
         if twice:
             records = [r for r in records if r["method"] not in twice]
             noc_per_target = [t for t in noc_per_target if t["method"] not in twice]
-            replaced += [f"{m} from {folder}" for m in twice]
+            replaced.update({m: str(folder) for m in twice})
+        # a merged report merged again keeps where its re-scored rows came from
+        replaced.update(_replaced_of(rep["protocol"]))
         summary.update(rep["summary"])
         records += rep["records"]
         noc_per_target += rep.get("noc_per_target", [])  # reports written before targets were kept have none
@@ -188,7 +195,7 @@ def merge_reports(folders: Sequence[Path | str], out_dir: Path | str, replace: b
         if len({json.dumps(rep["protocol"].get(key)) for rep in loaded}) > 1:
             protocol.pop(key, None)
     if replaced:
-        protocol["replaced"] = replaced
+        protocol["replaced"] = [f"{m} from {f}" for m, f in replaced.items()]
     return write_report(out_dir, summary, records, protocol, noc_per_target)
 
 
