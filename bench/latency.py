@@ -111,7 +111,7 @@ def bench_dfimat(models: Path, device: str, sizes: list[int], repeats: int) -> D
                                     ([(20 * f, 600 * f), (600 * f, 620 * f)], False)] * 5)
         alpha = rng.random((size, size), dtype=np.float32)
         res[f"keep@{size}"] = timed(lambda alpha=alpha, inputs=inputs: keep_inputs(alpha, inputs), repeats)
-    for size in sizes:  # step 5 at its worst: a matte over the whole N x N frame, snapped to its edges
+    for size in sizes:  # step 4 at its worst: a matte over the whole N x N frame, snapped to its edges
         rgb = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
         alpha = rng.random((size, size), dtype=np.float32)
         res[f"snap@{size}"] = timed(lambda alpha=alpha, rgb=rgb, z=size / s: snap_to_edges(alpha, rgb, z), repeats)
