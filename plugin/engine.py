@@ -1,21 +1,21 @@
 """The matting engine of the plug-in: exported ONNX graphs run by ONNX Runtime (no torch).
 
-One call of ``MattingEngine.matte`` is one interaction round:
+One call of ``MattingEngine.matte`` is one interaction round (numbered as in docs/engine.md):
 
-1. the frame: the whole image in round 1, a square around the previous round's mask and the
+0. the frame: the whole image in round 1, a square around the previous round's mask and the
    user's inputs after that, or around a box (``plugin.focus``; ``focus=False`` keeps the whole
    image every round);
-2. the frame is resized to the model's S x S square (cv2.INTER_AREA when shrinking,
+1. the frame is resized to the model's S x S square (cv2.INTER_AREA when shrinking,
    INTER_LINEAR otherwise) and encoded; features are cached by image checksum and frame;
-3. the prompts so far (earlier rounds' inputs merged with this round's), in the frame's pixels,
+2. the prompts so far (earlier rounds' inputs merged with this round's), in the frame's pixels,
    and the previous round's low-res mask, carried into the frame, go through the prompt
    decoder (text through MiniLM first);
-4. the low-res mask logits are upsampled bilinearly to the frame's size and squashed (sigmoid),
+3. the low-res mask logits are upsampled bilinearly to the frame's size and squashed (sigmoid),
    and MRN refines frame + coarse mask to the alpha matte, in overlapping tiles for big images;
-5. the matte's outline is snapped to the frame's colour edges by a guided filter
+4. the matte's outline is snapped to the frame's colour edges by a guided filter
    (``plugin.edge_snap``), unless the engine was made with ``snap_edges=False``; outside the
    frame the matte is 0;
-6. the pixels under every click and scribble take its label (``plugin.input_constraints``),
+5. the pixels under every click and scribble take its label (``plugin.input_constraints``),
    unless the engine was made with ``keep_inputs=False``.
 
 See docs/engine.md for devices, tiling and the round state.
