@@ -16,6 +16,8 @@ FORMAT_VERSION = 1
 
 #: What stands in a record's ``init_from`` when it is the record its ``iscn_training`` began from.
 SAME_AS_ISCN_INIT = "iscn_training.init_from"
+#: What stands in a record's ``iscn_training`` when its MRN went on from a checkpoint on that same ISCN.
+SAME_AS_INIT_ISCN = "init_from.iscn_training"
 
 
 def compact_lineage(record: dict[str, Any]) -> dict[str, Any]:
@@ -24,7 +26,10 @@ def compact_lineage(record: dict[str, Any]) -> dict[str, Any]:
     A continued run's MRN stage starts from the same checkpoint as its ISCN stage, so both
     ``init_from`` and ``iscn_training.init_from`` held that whole ancestry: every continuation
     doubled the record (the manifest of a model continued four times held 16 copies of the first
-    run). The MRN's copy becomes a reference ``{"path", "same_as"}``; nothing is lost."""
+    run). The MRN's copy becomes a reference ``{"path", "same_as"}``; nothing is lost. An MRN-only
+    continuation (``--init`` an MRN checkpoint, ``--iscn`` the ISCN that checkpoint was trained on)
+    held the ISCN's record twice, as ``iscn_training`` and ``init_from.iscn_training``: the first
+    becomes the reference then."""
     out = dict(record)
     for key in ("init_from", "iscn_training"):
         if isinstance(out.get(key), dict):
@@ -32,7 +37,18 @@ def compact_lineage(record: dict[str, Any]) -> dict[str, Any]:
     init, iscn = out.get("init_from"), out.get("iscn_training")
     if isinstance(init, dict) and isinstance(iscn, dict) and "same_as" not in init and init == iscn.get("init_from"):
         out["init_from"] = {"path": init.get("path"), "same_as": SAME_AS_ISCN_INIT}
+    init, iscn = out.get("init_from"), out.get("iscn_training")
+    if isinstance(init, dict) and isinstance(iscn, dict) and "same_as" not in iscn and iscn == _iscn_record_of(init):
+        out["iscn_training"] = {"path": out.get("iscn_checkpoint"), "same_as": SAME_AS_INIT_ISCN}
     return out
+
+
+def _iscn_record_of(record: dict[str, Any]) -> Any:
+    """``record``'s ISCN record, following the references earlier MRN-only steps left."""
+    while (isinstance(record.get("iscn_training"), dict) and record["iscn_training"].get("same_as") == SAME_AS_INIT_ISCN
+           and isinstance(record.get("init_from"), dict)):
+        record = record["init_from"]
+    return record.get("iscn_training")
 
 
 def trainable_state(net: DFIMat) -> dict[str, torch.Tensor]:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from model import Prompts, build_dfimat, count_parameters, load_checkpoint, save_checkpoint
-from model.checkpoint import SAME_AS_ISCN_INIT, compact_lineage
+from model.checkpoint import SAME_AS_INIT_ISCN, SAME_AS_ISCN_INIT, compact_lineage
 
 H, W = 120, 160
 KINDS = {
@@ -182,3 +182,23 @@ def test_compact_lineage_writes_each_ancestor_once_and_keeps_distinct_ones() -> 
     other = {"init_from": {"path": "a.pt"}, "iscn_training": {"init_from": {"path": "b.pt"}}}
     assert compact_lineage(other) == other, "different starts are both kept"
     assert compact_lineage(compact) == compact, "compacting twice changes nothing"
+
+
+def test_compact_lineage_keeps_mrn_only_continuations_linear() -> None:
+    """MRN-only steps (``--init`` the last MRN checkpoint, ``--iscn`` its ISCN) held the ISCN's record
+    once per step more: the manifest doubled with each. Compacted, each step adds a constant amount."""
+    iscn = {"step": 100, "init_from": {"path": "r0/mrn_last.pt", "step": 0}}
+    node = {"path": "r1/mrn_last.pt", "step": 1, "iscn_checkpoint": "r1/iscn_last.pt", "iscn_training": iscn}
+    sizes = []
+    for n in range(2, 8):
+        node = compact_lineage({"path": f"r{n}/mrn_last.pt", "step": n, "iscn_checkpoint": "r1/iscn_last.pt",
+                                "init_from": node, "iscn_training": iscn})
+        sizes.append(len(str(node)))
+        assert node["iscn_training"] == {"path": "r1/iscn_last.pt", "same_as": SAME_AS_INIT_ISCN}
+    steps = [b - a for a, b in zip(sizes, sizes[1:], strict=False)]
+    assert max(steps) - min(steps) <= 2, sizes  # linear, not doubling
+    first = node
+    while "same_as" in first.get("iscn_training", {}):
+        first = first["init_from"]
+    assert first["path"] == "r1/mrn_last.pt" and first["iscn_training"] == iscn, "the ISCN's record is kept once"
+    assert compact_lineage(node) == node, "compacting twice changes nothing"
