@@ -12,6 +12,7 @@ manifest of a graph exported from it says so.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +69,7 @@ def average_checkpoints(paths: list[Path | str], out: Path | str,
         for key in summed:
             summed[key] += other_state[key].double() * w
         sources.append(_summary(path, extra, w))
-    mean = {k: (summed[k].to(v.dtype) if k in summed else v) for k, v in state.items()}
-    net.load_state_dict(mean, strict=False)
+    net.load_state_dict({k: v.to(state[k].dtype) for k, v in summed.items()}, strict=False)
     record = {k: v for k, v in first_extra.items() if k not in ("metrics", "version", "recovered_from")}
     record["averaged"] = sources
     save_checkpoint(net, out, extra=record)
@@ -84,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         record = average_checkpoints(args.checkpoints, args.out, args.weights)
-    except (ValueError, FileNotFoundError) as exc:
-        parser.exit(2, f"error: {exc}\n")
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     shares = ", ".join(f"{s['path']} x {s['weight']:.3f}" for s in record["averaged"])
     print(f"wrote {args.out}: {shares}")
     return 0
