@@ -324,6 +324,9 @@ def test_a_re_scored_model_replaces_its_rows_only_when_asked(tmp_path: Path) -> 
     assert merged["summary"] == aggregate([rec("net", 2.0), rec("base", 5.0)])
     assert sorted((r["method"], r["sad"]) for r in merged["records"]) == [("base", 5.0), ("net", 2.0)]
     assert merged["protocol"]["methods"] == ["net", "base"] and "net from" in merged["protocol"]["replaced"][0]
+    # the old run still made base's rows: its command stays, with only base to its name
+    assert merged["protocol"]["command"] == "old run ; new run" and merged["protocol"]["seconds"] == 2.0
+    assert [e["methods"] for e in merged["protocol"]["commands"]] == [["base"], ["net"]]
 
     # The merged report merged again with base re-scored: it still says where net's rows came from.
     newer = [rec("base", 4.0)]
@@ -333,6 +336,8 @@ def test_a_re_scored_model_replaces_its_rows_only_when_asked(tmp_path: Path) -> 
     again = json.loads((tmp_path / "again" / "report.json").read_text())
     assert sorted((r["method"], r["sad"]) for r in again["records"]) == [("base", 4.0), ("net", 2.0)]
     assert sorted(again["protocol"]["replaced"]) == [f"base from {tmp_path / 'newer'}", f"net from {tmp_path / 'new'}"]
+    # no row of the old run is left: its command goes, and so do its seconds
+    assert again["protocol"]["command"] == "new run ; newer run" and again["protocol"]["seconds"] == 2.0
 
 
 def test_a_merge_keeps_how_the_models_ran_only_where_its_parts_agree(tmp_path: Path) -> None:

@@ -153,6 +153,18 @@ def _replaced_of(protocol: dict[str, Any]) -> dict[str, str]:
     return dict(e.split(" from ", 1) for e in protocol.get("replaced", []) if " from " in e)
 
 
+def _command_entries(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs behind a report as ``{"command", "methods", "seconds"}`` entries, so a merge can
+    drop the run whose rows were all replaced. Reports merged before entries were kept count as
+    one run of all their methods."""
+    protocol = report["protocol"]
+    if protocol.get("commands"):
+        return [dict(e) for e in protocol["commands"]]
+    return [{"command": str(protocol.get("command", "(command not recorded)")),
+             "methods": list(protocol.get("methods", report["summary"])),
+             "seconds": float(protocol.get("seconds", 0.0))}]
+
+
 def merge_reports(folders: Sequence[Path | str], out_dir: Path | str, replace: bool = False) -> dict[str, Path]:
     """One report from several made with the same protocol on the same data (e.g. a new model
     scored later beside the baseline and a model already scored): the simulated user is seeded
@@ -167,6 +179,7 @@ def merge_reports(folders: Sequence[Path | str], out_dir: Path | str, replace: b
     records: list[dict[str, Any]] = []
     noc_per_target: list[dict[str, Any]] = []
     replaced: dict[str, str] = {}  # method -> the folder whose rows it has now
+    commands: list[dict[str, Any]] = []  # the runs whose rows the merge still shows
     for folder, rep in zip(folders, loaded, strict=True):
         p = rep["protocol"]
         diff = [k for k in SAME_PROTOCOL if _protocol_value(p, k) != _protocol_value(first, k)]
@@ -181,15 +194,21 @@ def merge_reports(folders: Sequence[Path | str], out_dir: Path | str, replace: b
             records = [r for r in records if r["method"] not in twice]
             noc_per_target = [t for t in noc_per_target if t["method"] not in twice]
             replaced.update({m: str(folder) for m in twice})
+            for entry in commands:
+                entry["methods"] = [m for m in entry["methods"] if m not in twice]
+            commands = [e for e in commands if e["methods"]]
         # a merged report merged again keeps where its re-scored rows came from
         replaced.update(_replaced_of(rep["protocol"]))
+        commands += _command_entries(rep)
         summary.update(rep["summary"])
         records += rep["records"]
         noc_per_target += rep.get("noc_per_target", [])  # reports written before targets were kept have none
     protocol = dict(first)
     protocol["methods"] = list(dict.fromkeys(m for rep in loaded for m in rep["protocol"].get("methods", rep["summary"])))
-    protocol["seconds"] = sum(float(rep["protocol"].get("seconds", 0.0)) for rep in loaded)
-    protocol["command"] = " ; ".join(str(rep["protocol"].get("command", "(command not recorded)")) for rep in loaded)
+    # seconds and commands of the runs still shown: a replaced run's command would only mislead
+    protocol["seconds"] = sum(float(e["seconds"]) for e in commands)
+    protocol["command"] = " ; ".join(e["command"] for e in commands)
+    protocol["commands"] = commands
     protocol["merged_from"] = [str(f) for f in folders]
     for key in RUN_SETTINGS:  # e.g. some rows keep the inputs' pixels and some do not: say neither
         if len({json.dumps(rep["protocol"].get(key)) for rep in loaded}) > 1:
