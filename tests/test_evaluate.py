@@ -301,6 +301,45 @@ def test_reports_of_the_same_protocol_merge_into_the_report_of_one_run(small_che
     assert report_main(["--merge", str(tmp_path / "a"), str(tmp_path / "joint"), "--out", str(tmp_path / "y")]) == 2
 
 
+def test_shares_of_one_run_join_into_the_report_of_the_whole_run(small_checkpoint: Path, data: Path,
+                                                                 tmp_path: Path) -> None:
+    """--images splits a slow run over cores; --join puts the shares back: the same records,
+    averages, NoC@90 and protocol as one run over every image. Gaps, overlaps and other methods
+    are refused, and a share is never merged as if it were a whole run."""
+    from training.report import main as report_main
+
+    common = ["--models", f"net={small_checkpoint}", "--baseline", "--data", str(data), "--inputs", "click", "box",
+              "--rounds", "2", "--noc-max", "2"]
+    assert main([*common, "--out", str(tmp_path / "whole")]) == 0
+    assert main([*common, "--images", "1:2", "--out", str(tmp_path / "second")]) == 0
+    assert main([*common, "--images", "0:1", "--out", str(tmp_path / "first")]) == 0
+    # given in either order, the shares are joined in image order
+    assert report_main(["--join", str(tmp_path / "second"), str(tmp_path / "first"), "--out", str(tmp_path / "j")]) == 0
+    joined = json.loads((tmp_path / "j" / "report.json").read_text())
+    whole = json.loads((tmp_path / "whole" / "report.json").read_text())
+    assert joined["summary"] == whole["summary"] and joined["summary"]["net"]["click"]["noc_targets"] == 5
+    tkey = lambda t: (t["method"], t["image"], t["instance"])  # noqa: E731
+    assert joined["records"] == whole["records"]
+    assert sorted(joined["noc_per_target"], key=tkey) == sorted(whole["noc_per_target"], key=tkey)
+    for key in ("images", "targets", "inputs", "methods", "noc_max_clicks"):
+        assert joined["protocol"][key] == whole["protocol"][key]
+    assert "first_image" not in joined["protocol"] and len(joined["protocol"]["commands"]) == 2
+    share = json.loads((tmp_path / "second" / "report.json").read_text())["protocol"]
+    assert (share["first_image"], share["images"]) == (1, 1)
+
+    # the joined report merges like a whole run; a share does not
+    assert main(["--models", f"other={small_checkpoint}", *common[3:], "--out", str(tmp_path / "other")]) == 0
+    assert report_main(["--merge", str(tmp_path / "j"), str(tmp_path / "other"), "--out", str(tmp_path / "m")]) == 0
+    assert report_main(["--merge", str(tmp_path / "first"), str(tmp_path / "second"), "--out", str(tmp_path / "x")]) == 2
+
+    assert report_main(["--join", str(tmp_path / "first"), str(tmp_path / "first"), "--out", str(tmp_path / "x")]) == 2
+    assert report_main(["--join", str(tmp_path / "second"), str(tmp_path / "whole"), "--out", str(tmp_path / "x")]) == 2
+    assert report_main(["--join", str(tmp_path / "first"), str(tmp_path / "other"), "--out", str(tmp_path / "x")]) == 2
+    assert main([*common, "--images", "5:9", "--out", str(tmp_path / "x")]) == 2
+    with pytest.raises(SystemExit):  # argparse's own exit, status 2, naming --images
+        main([*common, "--images", "1:1", "--out", str(tmp_path / "x")])
+
+
 def test_a_re_scored_model_replaces_its_rows_only_when_asked(tmp_path: Path) -> None:
     """--replace: a retrained model scored again takes the place of its earlier rows; the
     baseline's rows stay, and the protocol names what was replaced."""

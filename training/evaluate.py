@@ -173,6 +173,18 @@ def split_name(arg: str) -> tuple[str | None, str]:
     return None, arg
 
 
+def image_range(text: str) -> tuple[int, int]:
+    """``A:B`` -> (A, B): images A to B-1 of the data set, as a Python slice would take them."""
+    start, sep, end = text.partition(":")
+    try:
+        a, b = int(start or 0), int(end)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--images wants START:END, e.g. 0:15, not {text!r}") from None
+    if not sep or a < 0 or b <= a:
+        raise argparse.ArgumentTypeError(f"--images wants START:END with 0 <= START < END, not {text!r}")
+    return a, b
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="*", default=[], help=".pt checkpoints and/or exported ONNX models folders, each optionally NAME=PATH")
@@ -185,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="simulated-user seed (same for every method)")
     p.add_argument("--noc-max", type=int, default=20, help="NoC@90 click cap; 0 skips NoC")
     p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--images", type=image_range, metavar="A:B",
+                   help="only images A to B-1, e.g. one core's share of a slow run; join the shares with "
+                        "python -m training.report --join")
     p.add_argument("--device", default="auto")
     p.add_argument("--raw-alpha", action="store_true",
                    help="score the networks' own alpha, without keeping each click's and scribble's pixels "
@@ -221,7 +236,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    samples: Sequence[Any] = data if args.limit is None else [data[i] for i in range(min(args.limit, len(data)))]
+    if args.limit is not None and args.images is not None:
+        print("error: give --limit or --images, not both", file=sys.stderr)
+        return 2
+    first, end = args.images or (0, len(data) if args.limit is None else min(args.limit, len(data)))
+    if first >= len(data):
+        print(f"error: --images starts at image {first}, but {args.data} has {len(data)}", file=sys.stderr)
+        return 2
+    samples: Sequence[Any] = [data[i] for i in range(first, min(end, len(data)))]
     out = Path(args.out)
     t0 = time.time()
     records, noc, n_targets = evaluate(
@@ -237,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         "noc_max_clicks": args.noc_max, "inputs_kept": not args.raw_alpha,
         "focus": not args.no_focus, "edges_snapped": not args.no_snap, "methods": [p.name for p in predictors],
         "seconds": round(time.time() - t0, 2),
+        **({"first_image": first} if first else {}),  # a share of a run (--images); joined by report --join
         "command": "python -m training.evaluate " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
     }
     noc_per_target = [{"method": m, **t} for m, targets in noc.items() for t in targets]

@@ -134,7 +134,8 @@ def write_report(out_dir: Path | str, summary: dict[str, Any], records: Sequence
 
 
 #: Protocol fields two reports must share for their records to stand in one table.
-SAME_PROTOCOL = ("subset", "images", "targets", "inputs", "rounds", "seed", "noc_threshold", "noc_max_clicks")
+SAME_PROTOCOL = ("subset", "images", "first_image", "targets", "inputs", "rounds", "seed", "noc_threshold",
+                 "noc_max_clicks")
 #: Protocol fields of how the models were run; a merge keeps one only where every part agrees.
 RUN_SETTINGS = ("inputs_kept", "focus", "edges_snapped")
 #: Protocol fields that are lists whose order changes nothing: each (target, input type) gets a
@@ -218,19 +219,74 @@ def merge_reports(folders: Sequence[Path | str], out_dir: Path | str, replace: b
     return write_report(out_dir, summary, records, protocol, noc_per_target)
 
 
+def join_shares(folders: Sequence[Path | str], out_dir: Path | str) -> dict[str, Path]:
+    """One report from runs of the same methods over consecutive slices of one data set
+    (``training.evaluate --images A:B``): a slow method (the classical baseline takes minutes per
+    image) split over cores. The simulated user is seeded per target, so the joined report is the
+    report of one run over all the images (tested); shares that leave a gap, overlap, or differ in
+    protocol or methods are refused."""
+    loaded = [(Path(f), json.loads((Path(f) / "report.json").read_text())) for f in folders]
+    if len(loaded) < 2:
+        raise ValueError("joining needs at least two report folders")
+    loaded.sort(key=lambda item: int(item[1]["protocol"].get("first_image", 0)))
+    first_folder, first = loaded[0][0], loaded[0][1]["protocol"]
+    same = [k for k in SAME_PROTOCOL if k not in ("images", "first_image", "targets")] + list(RUN_SETTINGS)
+    expected = int(first.get("first_image", 0))
+    records: list[dict[str, Any]] = []
+    noc_per_target: list[dict[str, Any]] = []
+    commands: list[dict[str, Any]] = []
+    for folder, rep in loaded:
+        p = rep["protocol"]
+        diff = [k for k in same if _protocol_value(p, k) != _protocol_value(first, k)]
+        if Path(str(p.get("data"))).name != Path(str(first.get("data"))).name:
+            diff.append("data")
+        if sorted(rep["summary"]) != sorted(loaded[0][1]["summary"]):
+            diff.append("methods")
+        if diff:
+            raise ValueError(f"{folder}: protocol differs from {first_folder} in {', '.join(diff)}")
+        start = int(p.get("first_image", 0))
+        if start != expected:
+            raise ValueError(f"{folder}: starts at image {start}, where the shares before it end at {expected} "
+                             "(shares must follow each other without a gap or an overlap)")
+        expected = start + int(p["images"])
+        records += rep["records"]
+        noc_per_target += rep.get("noc_per_target", [])
+        commands += _command_entries(rep)
+    summary = aggregate(records)
+    if int(first.get("noc_max_clicks") or 0) > 0:
+        noc: dict[str, list[dict[str, Any]]] = {}
+        for t in noc_per_target:
+            noc.setdefault(t["method"], []).append({k: v for k, v in t.items() if k != "method"})
+        add_noc(summary, noc, float(first["noc_threshold"]), int(first["noc_max_clicks"]))
+    protocol = dict(first)
+    protocol["images"] = sum(int(rep["protocol"]["images"]) for _, rep in loaded)
+    protocol["targets"] = sum(int(rep["protocol"]["targets"]) for _, rep in loaded)
+    protocol["seconds"] = sum(float(e["seconds"]) for e in commands)
+    protocol["command"] = " ; ".join(e["command"] for e in commands)
+    protocol["commands"] = commands
+    protocol["joined_from"] = [str(f) for f, _ in loaded]
+    return write_report(out_dir, summary, records, protocol, noc_per_target)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m training.report --merge A B [...] --out DIR [--replace]``: one report from several."""
+    """``python -m training.report --merge A B [...] --out DIR [--replace]``: one report from several;
+    ``--join`` instead: one report from shares of one run's images."""
     import argparse
     import sys
 
     ap = argparse.ArgumentParser(prog="python -m training.report", description=merge_reports.__doc__.split("\n")[0])
-    ap.add_argument("--merge", nargs="+", required=True, help="report folders (same protocol, same data)")
+    how = ap.add_mutually_exclusive_group(required=True)
+    how.add_argument("--merge", nargs="+", help="report folders (same protocol, same data)")
+    how.add_argument("--join", nargs="+",
+                     help="report folders of the same methods over consecutive images (training.evaluate --images)")
     ap.add_argument("--out", required=True, help="report folder to write")
     ap.add_argument("--replace", action="store_true",
                     help="a method scored again in a later report replaces its earlier rows (a retrained model)")
     args = ap.parse_args(argv)
     try:
-        paths = merge_reports(args.merge, args.out, replace=args.replace)
+        if args.join and args.replace:
+            raise ValueError("--replace goes with --merge, not --join")
+        paths = join_shares(args.join, args.out) if args.join else merge_reports(args.merge, args.out, replace=args.replace)
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
