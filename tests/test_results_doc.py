@@ -113,3 +113,24 @@ def test_a_near_tie_for_the_lowest_sad_shows_three_decimals() -> None:
     apart = {"S": {"click": entry(2.5, 1.7), "mix": entry(2.5, 1.6)}}
     (goal,) = [g for g in goal_checks(apart, None, "S") if g.goal == "mixed inputs give the lowest SAD"]
     assert goal.measured == "click 1.70, mix 1.60"
+
+
+def test_the_mixed_inputs_goal_counts_the_targets_where_mixed_inputs_beat_the_closest_rival() -> None:
+    """A mean ahead by a hundredth can be one target; the goal row says how many targets agree,
+    comparing each target's last round only."""
+    from training.results_doc import paired_lower
+
+    def rec(mode: str, image: str, rnd: int, sad: float) -> dict:
+        return {"method": "S", "mode": mode, "image": image, "instance": 0, "round": rnd, "sad": sad}
+
+    records = [rec("mix", "a", 1, 9.0), rec("mix", "a", 2, 1.0), rec("scribble", "a", 2, 2.0),  # mix lower
+               rec("mix", "b", 2, 3.0), rec("scribble", "b", 2, 1.0),  # scribble lower
+               rec("mix", "c", 2, 1.0), rec("scribble", "c", 1, 0.5),  # scribble's last round is its first
+               rec("mix", "d", 2, 0.1),  # no scribble target to compare with
+               {**rec("mix", "e", 2, 0.0), "method": "B"}, {**rec("scribble", "e", 2, 5.0), "method": "B"}]
+    assert paired_lower(records, "S", "mix", "scribble") == (1, 3)
+    summary = {"S": {"click": entry(2.5, 1.7), "mix": entry(2.5, 1.6), "scribble": entry(2.5, 1.65)}}
+    (goal,) = [g for g in goal_checks(summary, None, "S", records) if g.goal == "mixed inputs give the lowest SAD"]
+    assert goal.measured == "click 1.70, mix 1.60, scribble 1.65; mix below scribble on 1 of 3 targets"
+    (goal,) = [g for g in goal_checks(summary, None, "S") if g.goal == "mixed inputs give the lowest SAD"]
+    assert goal.measured == "click 1.70, mix 1.60, scribble 1.65"
