@@ -154,6 +154,22 @@ def _replaced_of(protocol: dict[str, Any]) -> dict[str, str]:
     return dict(e.split(" from ", 1) for e in protocol.get("replaced", []) if " from " in e)
 
 
+def _differences(protocol: dict[str, Any], first: dict[str, Any], fields: Sequence[str]) -> list[str]:
+    """The ``fields`` in which ``protocol`` differs from ``first``'s, and "data" when the data set's
+    folder name differs (the same split may sit in another folder on another machine)."""
+    diff = [k for k in fields if _protocol_value(protocol, k) != _protocol_value(first, k)]
+    if Path(str(protocol.get("data"))).name != Path(str(first.get("data"))).name:
+        diff.append("data")
+    return diff
+
+
+def _set_commands(protocol: dict[str, Any], commands: list[dict[str, Any]]) -> None:
+    """The runs a report's rows came from, and the command and seconds they sum to."""
+    protocol["seconds"] = sum(float(e["seconds"]) for e in commands)
+    protocol["command"] = " ; ".join(e["command"] for e in commands)
+    protocol["commands"] = commands
+
+
 def _command_entries(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The runs behind a report as ``{"command", "methods", "seconds"}`` entries, so a merge can
     drop the run whose rows were all replaced. Reports merged before entries were kept count as
@@ -182,10 +198,7 @@ def merge_reports(folders: Sequence[Path | str], out_dir: Path | str, replace: b
     replaced: dict[str, str] = {}  # method -> the folder whose rows it has now
     commands: list[dict[str, Any]] = []  # the runs whose rows the merge still shows
     for folder, rep in zip(folders, loaded, strict=True):
-        p = rep["protocol"]
-        diff = [k for k in SAME_PROTOCOL if _protocol_value(p, k) != _protocol_value(first, k)]
-        if Path(str(p.get("data"))).name != Path(str(first.get("data"))).name:
-            diff.append("data")
+        diff = _differences(rep["protocol"], first, SAME_PROTOCOL)
         if diff:
             raise ValueError(f"{folder}: protocol differs from {folders[0]} in {', '.join(diff)}")
         twice = sorted(set(rep["summary"]) & set(summary))
@@ -206,10 +219,7 @@ def merge_reports(folders: Sequence[Path | str], out_dir: Path | str, replace: b
         noc_per_target += rep.get("noc_per_target", [])  # reports written before targets were kept have none
     protocol = dict(first)
     protocol["methods"] = list(dict.fromkeys(m for rep in loaded for m in rep["protocol"].get("methods", rep["summary"])))
-    # seconds and commands of the runs still shown: a replaced run's command would only mislead
-    protocol["seconds"] = sum(float(e["seconds"]) for e in commands)
-    protocol["command"] = " ; ".join(e["command"] for e in commands)
-    protocol["commands"] = commands
+    _set_commands(protocol, commands)  # only the runs still shown: a replaced run's would mislead
     protocol["merged_from"] = [str(f) for f in folders]
     for key in RUN_SETTINGS:  # e.g. some rows keep the inputs' pixels and some do not: say neither
         if len({json.dumps(rep["protocol"].get(key)) for rep in loaded}) > 1:
@@ -237,9 +247,7 @@ def join_shares(folders: Sequence[Path | str], out_dir: Path | str) -> dict[str,
     commands: list[dict[str, Any]] = []
     for folder, rep in loaded:
         p = rep["protocol"]
-        diff = [k for k in same if _protocol_value(p, k) != _protocol_value(first, k)]
-        if Path(str(p.get("data"))).name != Path(str(first.get("data"))).name:
-            diff.append("data")
+        diff = _differences(p, first, same)
         if sorted(rep["summary"]) != sorted(loaded[0][1]["summary"]):
             diff.append("methods")
         if diff:
@@ -261,9 +269,7 @@ def join_shares(folders: Sequence[Path | str], out_dir: Path | str) -> dict[str,
     protocol = dict(first)
     protocol["images"] = sum(int(rep["protocol"]["images"]) for _, rep in loaded)
     protocol["targets"] = sum(int(rep["protocol"]["targets"]) for _, rep in loaded)
-    protocol["seconds"] = sum(float(e["seconds"]) for e in commands)
-    protocol["command"] = " ; ".join(e["command"] for e in commands)
-    protocol["commands"] = commands
+    _set_commands(protocol, commands)
     protocol["joined_from"] = [str(f) for f, _ in loaded]
     return write_report(out_dir, summary, records, protocol, noc_per_target)
 

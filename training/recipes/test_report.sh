@@ -11,8 +11,8 @@
 # split of N images starts with the images of every smaller one (the 6- and 2-image splits used
 # before stop 36 are their first images). Use it after shipping new models: the baseline does not
 # change, but it is cheap to keep every row made by one run of one protocol. The classical
-# baseline dominates the time (about 2.5 minutes per 384-px image, clicks given one at a time
-# for NoC@90).
+# baseline dominates the time (about 4 minutes per 384-px image, clicks given one at a time for
+# NoC@90, and 5 per 1024-px image).
 #
 # WORK: where the splits and the per-method reports go (default data/test_report); OUT: where the
 # merged main/ and large/ reports go (default docs/results); DOC: the results page to write
