@@ -115,6 +115,28 @@ def test_a_near_tie_for_the_lowest_sad_shows_three_decimals() -> None:
     assert goal.measured == "click 1.70, mix 1.60"
 
 
+def test_an_ablation_counts_target_by_target_where_its_first_variant_is_lower() -> None:
+    """Each ablation table says on how many (target, input type) pairs its first variant beats each
+    other one at their last rounds, so a mean carried by one wrong person shows."""
+    from training.results_doc import paired_line, paired_methods
+
+    def rec(method: str, mode: str, image: str, rnd: int, sad: float) -> dict:
+        return {"method": method, "mode": mode, "image": image, "instance": 0, "round": rnd, "sad": sad}
+
+    records = [rec("hybrid", "click", "a", 1, 9.0), rec("hybrid", "click", "a", 2, 1.0),  # last round counts
+               rec("local", "click", "a", 2, 2.0),
+               rec("hybrid", "click", "b", 2, 3.0), rec("local", "click", "b", 2, 1.0),
+               rec("hybrid", "box", "a", 1, 1.0), rec("local", "box", "a", 1, 1.0),  # a tie is not lower
+               rec("hybrid", "text", "a", 1, 0.5),  # no local text: not compared
+               rec("global", "box", "a", 1, 4.0)]
+    assert paired_methods(records, "hybrid", "local") == {"box": (0, 1), "click": (1, 2), "all": (1, 3)}
+    assert paired_methods(records, "hybrid", "global") == {"box": (1, 1), "all": (1, 1)}
+    line = paired_line(records, ["hybrid", "local", "global"])
+    assert "hybrid has the lower SAD than local on 1 of 3 (target, input type) pairs (box 0/1, click 1/2)" in line
+    assert "than global on 1 of 1" in line
+    assert paired_line(records, ["hybrid"]) == ""
+
+
 def test_the_mixed_inputs_goal_counts_the_targets_where_mixed_inputs_beat_the_closest_rival() -> None:
     """A mean ahead by a hundredth can be one target; the goal row says how many targets agree,
     comparing each target's last round only."""

@@ -78,17 +78,52 @@ def _sads_apart(modes: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.{digits}f}" for k, v in sorted(modes.items()))
 
 
+def _last_sads(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str, str, int], float]:
+    """(method, input type, image, instance) -> SAD of that target's last round."""
+    last: dict[tuple[str, str, str, int], tuple[int, float]] = {}
+    for r in records:
+        key = (r["method"], r["mode"], r["image"], int(r["instance"]))
+        if key not in last or int(r["round"]) > last[key][0]:
+            last[key] = (int(r["round"]), float(r["sad"]))
+    return {k: v[1] for k, v in last.items()}
+
+
+def _lower_count(last: dict[tuple[str, str, str, int], float], a: tuple[str, str], b: tuple[str, str]) -> tuple[int, int]:
+    """(targets where (method, mode) ``a`` has the lower last-round SAD than ``b``, targets scored by both)."""
+    targets = {k[2:] for k in last if k[:2] == a} & {k[2:] for k in last if k[:2] == b}
+    return sum(last[(*a, *t)] < last[(*b, *t)] for t in targets), len(targets)
+
+
 def paired_lower(records: Sequence[dict[str, Any]], method: str, mode: str, other: str) -> tuple[int, int]:
     """(targets where ``mode``'s last round has a lower SAD than ``other``'s, targets scored with
     both): a mean ahead by a few hundredths may be a handful of targets or most of them."""
-    last: dict[tuple[str, str, int], tuple[int, float]] = {}
-    for r in records:
-        if r["method"] == method and r["mode"] in (mode, other):
-            key = (r["mode"], r["image"], int(r["instance"]))
-            if key not in last or int(r["round"]) > last[key][0]:
-                last[key] = (int(r["round"]), float(r["sad"]))
-    targets = {k[1:] for k in last if k[0] == mode} & {k[1:] for k in last if k[0] == other}
-    return sum(last[(mode, *t)][1] < last[(other, *t)][1] for t in targets), len(targets)
+    return _lower_count(_last_sads(records), (method, mode), (method, other))
+
+
+def paired_methods(records: Sequence[dict[str, Any]], method: str, other: str) -> dict[str, tuple[int, int]]:
+    """Per input type, (targets where ``method``'s last round has a lower SAD than ``other``'s, targets
+    scored by both), and the same over all input types under "all": an ablation's mean can hang on
+    a few targets that picked the wrong person."""
+    last = _last_sads(records)
+    modes = sorted({k[1] for k in last if k[0] == method} & {k[1] for k in last if k[0] == other})
+    counts = {mode: _lower_count(last, (method, mode), (other, mode)) for mode in modes}
+    counts["all"] = (sum(w for w, _ in counts.values()), sum(n for _, n in counts.values()))
+    return counts
+
+
+def paired_line(records: Sequence[dict[str, Any]], methods: Sequence[str]) -> str:
+    """The first variant against each other one, target by target (each input type's last round)."""
+    if len(methods) < 2:
+        return ""
+    lines = []
+    for other in methods[1:]:
+        c = paired_methods(records, methods[0], other)
+        if not c["all"][1]:
+            continue
+        per = ", ".join(f"{mode} {w}/{n}" for mode, (w, n) in c.items() if mode != "all")
+        lines.append(f"{methods[0]} has the lower SAD than {other} on {c['all'][0]} of {c['all'][1]} "
+                     f"(target, input type) pairs ({per}).")
+    return ("Target by target, each input type's last round: " + " ".join(lines) + "\n") if lines else ""
 
 
 def goal_checks(summary: dict[str, dict[str, dict[str, Any]]], base: str | None, small: str | None,
@@ -263,6 +298,9 @@ def render(main: Report, large: Report | None, ablations: Sequence[Report], late
                      "means are over the input types' last rounds.\n")
         for r in ablations:
             parts += [f"### {r.title}\n", _protocol_line(r), ablation_table(r.summary)]
+            pairs = paired_line(r.records, r.protocol.get("methods") or list(r.summary))
+            if pairs:
+                parts.append(pairs)
     if latency:
         parts += ["## Latency\n", "Milliseconds per call, median after a warm-up (`bench/latency.py`); "
                   "`decode+text` includes the text encoder; `mrn@N` is the MRN on an N x N image (tiled above 2048); "

@@ -60,16 +60,5 @@ rm -rf "$OUT/main" "$OUT/large"
 $py -m training.report --merge "$R/main_small" "$bl_main" "$R/main_base" --out "$OUT/main"
 $py -m training.report --merge "$R/large_small" "$bl_large" "$R/large_base" --out "$OUT/large"
 
-ablations=()
-for t in "4:decoupled vs coupled training" "5:with vs without CRM" "6:MRN global / local / hybrid" \
-         "7:scene-prior vs random compositing"; do
-  [ -f "docs/results/table${t%%:*}/report.json" ] && ablations+=(--ablation "Table ${t%%:*}: ${t#*:}=docs/results/table${t%%:*}")
-done
-latency=()
-for f in latency_cpu latency_base_cpu latency_small_cuda latency_base_cuda; do
-  [ -f "docs/results/$f.json" ] && latency+=(--latency "docs/results/$f.json")
-done
-[ -f docs/results/latency_torch_cuda.json ] && latency+=(--torch-latency docs/results/latency_torch_cuda.json)
-$py -m training.results_doc --main "$OUT/main" --large "$OUT/large" "${ablations[@]}" "${latency[@]}" \
-  --small DFIMat-S --base DFIMat --out "$DOC"
+MAIN="$OUT/main" LARGE="$OUT/large" DOC="$DOC" bash training/recipes/results_page.sh
 echo "wrote $OUT/main, $OUT/large and $DOC"
