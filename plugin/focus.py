@@ -12,7 +12,7 @@ A person smaller than the encoder's input gets a frame down to half that side, m
 outline at that scale, where a one-pixel error of its own is half a pixel of the picture. On
 384-px test pictures, where targets span 50 to 150 pixels and almost every pixel the 0.5
 threshold gets wrong lies within two pixels of the outline, that lowered SAD and the clicks
-NoC@90 needs (docs/model_card.md).
+NoC@90 needs (docs/model_history.md).
 
 A ``Frame`` is the window the networks saw, in pixels of the full image. The round state keeps
 its previous mask in its own frame; ``reframe`` carries it into the next round's frame.

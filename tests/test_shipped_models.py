@@ -1,7 +1,7 @@
 """The shipped default models (models/) do the job they are shipped for, on the README example.
 
 Thresholds sit below what the shipped models measure (target IoU 0.41 for DFIMat-S and 0.31 for
-DFIMat, at most 0.25 with anyone else; docs/model_card.md) so a re-export or an engine change
+DFIMat, at most 0.25 with anyone else; docs/model_history.md) so a re-export or an engine change
 that breaks a shipped model's localisation fails here, while a better model passes."""
 
 from __future__ import annotations
