@@ -113,8 +113,6 @@ def paired_methods(records: Sequence[dict[str, Any]], method: str, other: str) -
 
 def paired_line(records: Sequence[dict[str, Any]], methods: Sequence[str]) -> str:
     """The first variant against each other one, target by target (each input type's last round)."""
-    if len(methods) < 2:
-        return ""
     lines = []
     for other in methods[1:]:
         c = paired_methods(records, methods[0], other)

@@ -70,7 +70,6 @@ jobs=$WORK/eval.txt  # one evaluation per line, shell-quoted; the last argument 
   echo "--models 'scene prior=$WORK/ref/iscn_last.pt' 'random compositing=$WORK/random/iscn_last.pt' $ev --out $OUT/table7"
 } > "$jobs"
 rm -rf "$OUT"/table4 "$OUT"/table5 "$OUT"/table6 "$OUT"/table7
-# shellcheck disable=SC2016
-xargs -P 2 -d '\n' -I{} bash -c 'eval "set -- $1"; log=$0/$(basename "${*: -1}").log; '"$py"' -m training.evaluate "$@" > "$log" 2>&1 || { echo "failed: $log" >&2; exit 255; }' "$WORK" {} < "$jobs"
+bash training/recipes/eval_queue.sh "$jobs" "$WORK"
 log "reports written"
 if [ "$OUT" = docs/results ]; then bash training/recipes/results_page.sh; fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Writes docs/results.md (or DOC) from the reports that exist: MAIN and LARGE (default
 # docs/results/main and large), every docs/results/table4..7 ablation report, every latency file.
-# Sourced by test_report.sh and ablations.sh so the page is always put together the same way.
+# Run by test_report.sh and ablations.sh, so the page is always put together the same way.
 #
 #   bash training/recipes/results_page.sh
 set -euo pipefail

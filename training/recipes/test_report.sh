@@ -47,8 +47,7 @@ echo "--models DFIMat=models/base ${large[*]} --out $R/large_base" >> "$jobs"
 echo "--models DFIMat-S=models/small ${main[*]} --out $R/main_small" >> "$jobs"
 echo "--models DFIMat-S=models/small ${large[*]} --out $R/large_small" >> "$jobs"
 rm -rf "$R"; mkdir -p "$R"
-# shellcheck disable=SC2016
-xargs -P 2 -d '\n' -I{} bash -c 'out=${1##* }; '"$py"' -m training.evaluate $1 > "$out.log" 2>&1 || { echo "failed: $out.log" >&2; exit 255; }' _ {} < "$jobs"
+bash training/recipes/eval_queue.sh "$jobs" "$R"
 
 joined() {  # PREFIX -> the one report of its shares (or the share itself when there is one)
   local parts=("$1"_*/); parts=("${parts[@]%/}")
