@@ -124,6 +124,25 @@ def test_refuses_to_mix_with_old_output(tmp_path: Path) -> None:
     assert len(MattingDataset(tmp_path)) == 2 and (tmp_path / "keep.txt").exists()
 
 
+def test_reuse_keeps_only_a_finished_set_made_the_same_way(tmp_path: Path) -> None:
+    generate(tmp_path, 2, seed=4, size=(64, 48), workers=1, progress=False)
+    (tmp_path / "images/000000.png").write_bytes(b"marker")  # a remake would overwrite this
+    generate(tmp_path, 2, seed=4, size=(64, 48), workers=1, progress=False, reuse=True)
+    assert (tmp_path / "images/000000.png").read_bytes() == b"marker"
+    # other settings: reuse alone refuses to mix, with overwrite it remakes the set
+    with pytest.raises(FileExistsError, match="already holds images"):
+        generate(tmp_path, 2, seed=5, size=(64, 48), workers=1, progress=False, reuse=True)
+    generate(tmp_path, 3, seed=4, size=(64, 48), workers=1, progress=False, reuse=True, overwrite=True)
+    assert len(MattingDataset(tmp_path)) == 3 and (tmp_path / "images/000000.png").read_bytes() != b"marker"
+    # a set cut short (no meta.json: it is written last) is made again, not reused
+    (tmp_path / "meta.json").unlink()
+    (tmp_path / "images/000000.png").write_bytes(b"marker")
+    generate(tmp_path, 3, seed=4, size=(64, 48), workers=1, progress=False, reuse=True, overwrite=True)
+    assert (tmp_path / "images/000000.png").read_bytes() != b"marker"
+    assert main(["--out", str(tmp_path), "--count", "3", "--seed", "4", "--size", "64", "48", "--workers", "1",
+                 "--reuse"]) == 0
+
+
 def test_cli_and_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--out", str(tmp_path / "o"), "--count", "2", "--seed", "3", "--size", "64", "48",
                  "--mode", "random", "--workers", "1"]) == 0

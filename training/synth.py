@@ -373,12 +373,26 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)  # one process per core is the parallelism; threads would oversubscribe
 
 
+def _finished_with(out: Path, count: int, seed: int, size: tuple[int, int], mode: str) -> bool:
+    """Whether ``out`` holds a finished set this generator made with exactly these settings."""
+    try:
+        meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (meta.get("generator") == "training.synth" and meta.get("format") == 1 and meta.get("seed") == seed
+            and meta.get("count") == count and meta.get("size") == list(size) and meta.get("mode") == mode
+            and len(meta.get("images", {})) == count)
+
+
 def generate(out_dir: str | Path, count: int, seed: int, size: tuple[int, int] = (512, 512), mode: str = "scene",
-             workers: int = 2, overwrite: bool = False, progress: bool = True) -> Path:
+             workers: int = 2, overwrite: bool = False, progress: bool = True, reuse: bool = False) -> Path:
     """Write ``count`` images into ``out_dir`` (created if needed) and return it.
 
     Refuses a folder that already holds images unless ``overwrite`` (which first removes only
     images/, alphas/, texts/ and meta.json there), so old samples never mix with new ones.
+    ``reuse`` keeps a finished set made with the same count, seed, size and mode (meta.json is
+    written last, so a set cut short is never taken for a finished one): a recipe run again
+    does not spend minutes remaking the same bytes.
     ``workers > 1`` starts "spawn" processes (forking a process that already ran OpenCV or torch
     threads can hang), so a script calling this needs the usual ``if __name__ == "__main__":``."""
     from tqdm import tqdm
@@ -388,6 +402,9 @@ def generate(out_dir: str | Path, count: int, seed: int, size: tuple[int, int] =
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}")
     out = Path(out_dir)
+    size = (int(size[0]), int(size[1]))
+    if reuse and _finished_with(out, count, int(seed), size, mode):
+        return out
     if (out / "images").is_dir() and any((out / "images").iterdir()):
         if not overwrite:
             raise FileExistsError(f"{out / 'images'} already holds images; use a new folder or --overwrite")
@@ -396,7 +413,6 @@ def generate(out_dir: str | Path, count: int, seed: int, size: tuple[int, int] =
         (out / "meta.json").unlink(missing_ok=True)
     for sub in ("images", "alphas", "texts"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    size = (int(size[0]), int(size[1]))
     jobs = [(str(out), i, int(seed), size, mode) for i in range(count)]
     results: list[tuple[str, list[dict]]] = []
     bar = tqdm(total=count, desc=f"synth {mode}", unit="img", disable=not progress)
@@ -426,11 +442,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--mode", choices=MODES, default="scene", help="scene prior, or random compositing")
     ap.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     ap.add_argument("--overwrite", action="store_true", help="replace an earlier generated set in --out")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep a finished set in --out made with the same count, seed, size and mode")
     args = ap.parse_args(argv)
     from training import synth  # run the importable module's functions, not __main__'s copies
 
     try:
-        synth.generate(args.out, args.count, args.seed, tuple(args.size), args.mode, args.workers, args.overwrite)
+        synth.generate(args.out, args.count, args.seed, tuple(args.size), args.mode, args.workers, args.overwrite,
+                        reuse=args.reuse)
     except (FileExistsError, ValueError) as exc:
         ap.error(str(exc))
     return 0

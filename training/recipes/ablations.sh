@@ -30,11 +30,9 @@ py=python3
 mkdir -p "$WORK" "$OUT"
 log() { echo "$(date +%T) $*"; }
 
-synth() {  # NAME FLAGS: a data set made once (a rerun reuses it)
+synth() {  # NAME FLAGS: a data set made once (a rerun with the same settings reuses it)
   local name=$1; shift
-  [ -f "$WORK/$name/.made" ] && return
-  $py -m training.synth --out "$WORK/$name" --overwrite --workers 2 "$@" >> "$WORK/synth.log" 2>&1
-  touch "$WORK/$name/.made"
+  $py -m training.synth --out "$WORK/$name" --reuse --overwrite --workers 2 "$@" >> "$WORK/synth.log" 2>&1
 }
 synth scene --count "$COUNT" --seed 1 --size 384 384
 synth random --count "$COUNT" --seed 1 --size 384 384 --mode random

@@ -27,8 +27,9 @@ export OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1
 py=python3
 mkdir -p "$WORK" "$OUT"
 
-$py -m training.synth --out "$WORK/test384" --count "$N384" --seed 900 --size 384 384 --workers 2
-$py -m training.synth --out "$WORK/test1024" --count "$N1024" --seed 901 --size 1024 1024 --workers 2
+# --reuse: a rerun in the same WORK keeps splits already made with these settings
+$py -m training.synth --out "$WORK/test384" --count "$N384" --seed 900 --size 384 384 --workers 2 --reuse --overwrite
+$py -m training.synth --out "$WORK/test1024" --count "$N1024" --seed 901 --size 1024 1024 --workers 2 --reuse --overwrite
 
 inputs=(--inputs click scribble box text mix --rounds 5)
 main=(--data "$WORK/test384" "${inputs[@]}" --noc-max 10)
