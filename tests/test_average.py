@@ -54,6 +54,23 @@ def test_weighted_mean_of_every_weight(two_checkpoints, tmp_path: Path) -> None:
     ]
 
 
+def test_averaging_an_average_keeps_every_run_in_the_record(two_checkpoints, tmp_path: Path) -> None:
+    a, b, _, _ = two_checkpoints
+    first = tmp_path / "avg.pt"
+    average_checkpoints([a, b], first)
+    # a continuation of the average, as a later training run records it
+    net, _ = load_checkpoint(first, text_encoder=False)
+    later = tmp_path / "later.pt"
+    save_checkpoint(net, later, extra={"stage": "mrn", "step": 30, "iscn_training": {"step": 900},
+                                       "config": {"data": "/data/new", "lr": 5e-5, "seed": 81,
+                                                  "init": str(first)}})
+    record = average_checkpoints([first, later], tmp_path / "again.pt")
+    earlier, continuation = record["averaged"]
+    assert [s["path"] for s in earlier["averaged"]] == [str(a), str(b)]  # the first average's runs
+    assert continuation == {"path": str(later), "weight": 0.5, "stage": "mrn", "step": 30, "iscn_step": 900,
+                            "data": "/data/new", "lr": 5e-5, "seed": 81, "init": str(first)}
+
+
 def test_equal_weights_by_default(two_checkpoints, tmp_path: Path) -> None:
     a, b, state_a, state_b = two_checkpoints
     out = tmp_path / "avg.pt"

@@ -34,14 +34,23 @@ def _weights(count: int, weights: list[float] | None) -> list[float]:
 
 def _summary(path: Path, extra: dict[str, Any], weight: float) -> dict[str, Any]:
     """A short reference to an averaged checkpoint, not its whole lineage (that would repeat
-    the first checkpoint's, which the result's record already holds)."""
+    the first checkpoint's, which the result's record already holds): enough to tell the runs
+    apart and redo them (data, learning rate, seed, ISCN and MRN steps, what it went on from).
+    An input that was itself an average keeps its own sources, so averaging again never drops
+    a run from the record."""
     out: dict[str, Any] = {"path": str(path), "weight": round(weight, 6)}
     for key in ("version", "stage", "step"):
         if key in extra:
             out[key] = extra[key]
-    data = (extra.get("config") or {}).get("data")
-    if data:
-        out["data"] = data
+    iscn_step = (extra.get("iscn_training") or {}).get("step")
+    if iscn_step is not None:
+        out["iscn_step"] = iscn_step
+    config = extra.get("config") or {}
+    for key in ("data", "lr", "seed", "init"):
+        if config.get(key) is not None:
+            out[key] = config[key]
+    if extra.get("averaged"):
+        out["averaged"] = extra["averaged"]
     return out
 
 
@@ -51,7 +60,7 @@ def average_checkpoints(paths: list[Path | str], out: Path | str,
 
     The record is the first checkpoint's (its stages, settings and lineage) without its losses
     and version, which described that checkpoint alone, plus ``averaged``: every input's path,
-    weight, stage, step and training data."""
+    weight, stage, steps, training data and settings (``_summary``)."""
     paths = [Path(p) for p in paths]
     if len(paths) < 2:
         raise ValueError("averaging needs at least two checkpoints")
