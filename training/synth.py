@@ -32,6 +32,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -373,15 +374,21 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)  # one process per core is the parallelism; threads would oversubscribe
 
 
+def _settings(count: int, seed: int, size: tuple[int, int], mode: str) -> dict[str, Any]:
+    """meta.json's header: what made the set. Written by ``generate`` and compared by ``reuse``
+    from this one place, so the two can never disagree on what "the same settings" means."""
+    return {"generator": "training.synth", "format": 1, "seed": seed, "count": count, "size": list(size),
+            "mode": mode}
+
+
 def _finished_with(out: Path, count: int, seed: int, size: tuple[int, int], mode: str) -> bool:
     """Whether ``out`` holds a finished set this generator made with exactly these settings."""
     try:
         meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return (meta.get("generator") == "training.synth" and meta.get("format") == 1 and meta.get("seed") == seed
-            and meta.get("count") == count and meta.get("size") == list(size) and meta.get("mode") == mode
-            and len(meta.get("images", {})) == count)
+    expected = _settings(count, seed, size, mode)
+    return all(meta.get(k) == v for k, v in expected.items()) and len(meta.get("images", {})) == count
 
 
 def generate(out_dir: str | Path, count: int, seed: int, size: tuple[int, int] = (512, 512), mode: str = "scene",
@@ -426,8 +433,7 @@ def generate(out_dir: str | Path, count: int, seed: int, size: tuple[int, int] =
                 results.append(r)
                 bar.update()
     bar.close()
-    meta = {"generator": "training.synth", "format": 1, "seed": int(seed), "count": count, "size": list(size),
-            "mode": mode, "images": dict(results)}
+    meta = {**_settings(count, int(seed), size, mode), "images": dict(results)}
     (out / "meta.json").write_text(json.dumps(meta, sort_keys=True, indent=1) + "\n", encoding="utf-8")
     return out
 
